@@ -1,0 +1,95 @@
+"""Building blocks shared by the heads: bilinear upsampling, conv-BN-ReLU, separable convs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
+    """Transposed-conv weights that perform bilinear interpolation, channel by channel.
+
+    One bilinear filter per channel on the diagonal, zeros elsewhere (d2l's
+    ``bilinear_kernel``). With kernel 2f, stride f and padding f/2 this reproduces
+    ``F.interpolate(scale_factor=f, mode="bilinear", align_corners=False)`` away from borders.
+    """
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    og = torch.arange(kernel_size, dtype=torch.float32)
+    filt1d = 1 - (og - center).abs() / factor
+    filt = filt1d[:, None] * filt1d[None, :]
+    weight = torch.zeros(channels, channels, kernel_size, kernel_size)
+    idx = torch.arange(channels)
+    weight[idx, idx] = filt
+    return weight
+
+
+class Upsample(nn.Module):
+    """Upsample score maps by an integer ``factor``.
+
+    ``mode="transposed"``: a learnable transposed conv (kernel 2f, stride f, padding f/2)
+    initialised to bilinear, as in FCN; ``frozen`` fixes it at bilinear. ``mode="bilinear"``:
+    plain ``F.interpolate``. A factor of 1 (after dilation) is the identity.
+    """
+
+    def __init__(self, channels: int, factor: int, mode: str = "transposed", frozen: bool = False):
+        super().__init__()
+        self.factor, self.mode = factor, mode
+        self.deconv: nn.ConvTranspose2d | None = None
+        if factor > 1 and mode == "transposed":
+            self.deconv = nn.ConvTranspose2d(
+                channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False
+            )
+            with torch.no_grad():
+                self.deconv.weight.copy_(bilinear_kernel(channels, 2 * factor))
+            self.deconv.weight.requires_grad_(not frozen)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deconv is not None:
+            return self.deconv(x)
+        if self.factor == 1:
+            return x
+        size = (x.shape[-2] * self.factor, x.shape[-1] * self.factor)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class PoolingBatchNorm(nn.BatchNorm2d):
+    """BatchNorm that tolerates a single value per channel (image pooling, batch of one).
+
+    A 1x1 map from one image has no batch statistics; training-mode BN would fail. In that
+    case this normalises with the running statistics and leaves them unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+def conv_bn_relu(
+    in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1
+) -> nn.Sequential:
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
+                  bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def separable_conv_bn_relu(
+    in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+) -> nn.Sequential:
+    """Depthwise (atrous) conv + BN + ReLU, then pointwise conv + BN + ReLU (DeepLabv3+)."""
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
+                  groups=in_channels, bias=False),
+        nn.BatchNorm2d(in_channels),
+        nn.ReLU(inplace=True),
+        conv_bn_relu(in_channels, out_channels, 1),
+    )
