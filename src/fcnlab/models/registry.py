@@ -66,9 +66,15 @@ def parse_name(name: str) -> tuple[str, str]:
             f"{', '.join(BACKBONES)}."
         )
     valid = [m.partition("_")[2] for m in list_models() if m.startswith(arch + "_")]
+    entry, backbone_entry = ARCHITECTURES[arch], BACKBONES[backbone]
+    lacking = [s for s in entry.needs if s not in backbone_entry.stages]
+    reason = (
+        f"it needs the /{2 ** int(lacking[0][-1])} feature ({lacking[0]}), which {backbone} lacks"
+        if lacking
+        else f"it needs an atrous {' or '.join(entry.families)} backbone"
+    )
     raise FcnlabError(
-        f"{arch} does not work with {backbone} (it needs features "
-        f"{', '.join(ARCHITECTURES[arch].needs)}); valid backbones for {arch}: "
+        f"{arch} does not work with {backbone} ({reason}); valid backbones for {arch}: "
         f"{', '.join(valid)}."
     )
 

@@ -1,0 +1,142 @@
+"""The dataset contract every fcnlab dataset follows, and its file-backed implementation.
+
+A :class:`SegmentationDataset` has ``info`` (a :class:`DatasetInfo`), ``names`` (one stem per
+sample), ``load(i) -> (PIL RGB image, HxW mask array)`` returning the raw, checked pair, and
+``dataset[i] -> (image, mask)`` after ``transform``: the pair goes in as
+``(tv_tensors.Image uint8 3xHxW, tv_tensors.Mask HxW)`` and the mask always comes out as an
+int64 ``HxW`` tensor. Without a transform the image stays a uint8 ``3xHxW`` tensor.
+
+:class:`FileDataset` holds a list of :class:`Sample` file pairs; samples whose files are
+missing raise at construction, or with ``skip_missing=True`` are left out and described in
+``missing`` (which :func:`fcnlab.data.check_dataset` reports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from fcnlab.data.classes import DatasetInfo
+from fcnlab.data.decode import check_labels, check_sizes, read_image, read_mask
+from fcnlab.errors import FcnlabError
+
+Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its label file."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+def to_tv_tensors(image: Image.Image, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    """Wrap a raw pair as uint8 ``3xHxW`` image and ``HxW`` mask tensors (no copy of the mask)."""
+    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    return tv_tensors.Image(pixels), tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask)))
+
+
+def as_label_tensor(mask: Any) -> torch.Tensor:
+    """Make whatever a transform returned for the mask an int64 ``HxW`` tensor."""
+    mask = torch.as_tensor(mask)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    return mask.as_subclass(torch.Tensor).to(torch.int64)
+
+
+class SegmentationDataset(Dataset):
+    """Base class: subclasses set ``info``, ``names`` and implement :meth:`load`."""
+
+    info: DatasetInfo
+    names: list[str]
+    transform: Transform | None
+    missing: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        """The raw checked pair: an RGB image and an HxW mask of class indices."""
+        raise NotImplementedError
+
+    def load_mask(self, index: int) -> np.ndarray:
+        """The checked mask alone (subclasses skip decoding the image where they can)."""
+        return self.load(index)[1]
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
+        image, mask = to_tv_tensors(*self.load(index))
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, as_label_tensor(mask)
+
+
+class FileDataset(SegmentationDataset):
+    """A dataset of image/mask file pairs, checked on load."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        info: DatasetInfo,
+        transform: Transform | None = None,
+        *,
+        split: str,
+        root: Path,
+        skip_missing: bool = False,
+    ) -> None:
+        if not samples:
+            raise FcnlabError(
+                f"split '{split}' of {info.name} under {root} has no samples; check the "
+                "split name and that its list file or folder is not empty."
+            )
+        self.info = info
+        self.transform = transform
+        self.split = split
+        self.root = root
+        problems = [_missing_file(sample) for sample in samples]
+        self.missing = [problem for problem in problems if problem]
+        if self.missing and not skip_missing:
+            raise FcnlabError(
+                f"{len(self.missing)} of {len(samples)} samples of split '{split}' under {root} "
+                f"have missing files (first: {self.missing[0]}); add the files, fix the list, "
+                "or pass skip_missing=True to leave them out."
+            )
+        self.samples = [sample for sample, problem in zip(samples, problems) if not problem]
+        self.names = [s.name for s in self.samples]
+
+    def read_mask_file(self, path: Path) -> np.ndarray:
+        """Decode one label file; subclasses override for colour tables or .mat files."""
+        return read_mask(path)
+
+    def load_mask(self, index: int) -> np.ndarray:
+        sample = self.samples[index]
+        mask = self.read_mask_file(sample.mask)
+        check_labels(mask, self.info.num_classes, self.info.ignore_index, sample.mask)
+        return mask
+
+    def load(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        sample = self.samples[index]
+        image = read_image(sample.image)
+        mask = self.load_mask(index)
+        check_sizes(image, mask, sample.image, sample.mask)
+        return image, mask
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={self.root}, split={self.split!r}, size={len(self)})"
+
+
+def _missing_file(sample: Sample) -> str:
+    if not sample.image.is_file():
+        return f"{sample.name}: image {sample.image} not found"
+    if not sample.mask.is_file():
+        return f"{sample.name}: mask {sample.mask} not found"
+    return ""

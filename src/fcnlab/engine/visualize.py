@@ -1,0 +1,68 @@
+"""Colour class-index masks and blend them over images (numpy only, no plotting library).
+
+Contract: masks are ``H x W`` arrays of class indices, images ``H x W x 3`` uint8 RGB, and a
+palette is one ``(r, g, b)`` per class, index ``i`` coloured ``palette[i]``. Pixels equal to
+``ignore_index`` are black in :func:`colorize` and left as the plain image (transparent) in
+:func:`overlay`. Any other index without a palette entry raises
+:class:`~fcnlab.errors.FcnlabError`. The predictor, the report and the demo share these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fcnlab.errors import FcnlabError
+
+Palette = Sequence[tuple[int, int, int]]
+
+
+def colorize(mask: np.ndarray, palette: Palette, ignore_index: int | None) -> np.ndarray:
+    """An ``H x W x 3`` uint8 image with each class in its palette colour, ignore in black."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise FcnlabError(f"A mask must be H x W class indices, got shape {mask.shape}.")
+    colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    known = (mask >= 0) & (mask < len(colours))
+    ignored = mask == ignore_index if ignore_index is not None else np.zeros_like(known)
+    unknown = ~known & ~ignored
+    if unknown.any():
+        found = np.unique(mask[unknown])[:5].tolist()
+        raise FcnlabError(
+            f"The mask holds values {found} that have no palette colour "
+            f"({len(colours)} colours) and are not the ignore index {ignore_index}."
+        )
+    # Table lookup on the in-range indices; everything else stays black.
+    out = np.zeros((*mask.shape, 3), dtype=np.uint8)
+    show = known & ~ignored
+    out[show] = colours[mask[show]]
+    return out
+
+
+def overlay(
+    image: np.ndarray,
+    mask: np.ndarray,
+    palette: Palette,
+    ignore_index: int | None,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Blend the coloured mask over ``image`` with weight ``alpha``; ignore pixels stay as-is."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise FcnlabError(
+            f"An image must be H x W x 3 uint8 RGB, got shape {image.shape} and {image.dtype}."
+        )
+    mask = np.asarray(mask)
+    if image.shape[:2] != mask.shape:
+        raise FcnlabError(
+            f"The image is {image.shape[0]}x{image.shape[1]} but the mask is "
+            f"{mask.shape[0]}x{mask.shape[1]}; resize the mask with nearest-neighbour first."
+        )
+    colour = colorize(mask, palette, ignore_index).astype(np.float32)
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * colour
+    out = np.rint(blended).astype(np.uint8)
+    if ignore_index is not None:
+        ignored = mask == ignore_index
+        out[ignored] = image[ignored]
+    return out

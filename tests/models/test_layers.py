@@ -1,0 +1,62 @@
+"""Upsampling layers start as bilinear interpolation; image-pooling BN survives a batch of one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fcnlab.models.layers import PoolingBatchNorm, Upsample, bilinear_kernel
+
+
+def smooth_input(channels: int, h: int, w: int) -> torch.Tensor:
+    ys = torch.linspace(0, 3, h)[:, None]
+    xs = torch.linspace(0, 2, w)[None, :]
+    base = torch.sin(ys) * torch.cos(xs) + 0.3 * ys * xs
+    return torch.stack([base * (c + 1) for c in range(channels)])[None]
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8, 16, 32])
+def test_transposed_conv_starts_as_bilinear_interpolation(factor):
+    x = smooth_input(3, 9, 11)
+    up = Upsample(3, factor, mode="transposed")
+    conv = up.deconv
+    assert conv.kernel_size == (2 * factor, 2 * factor)
+    assert conv.stride == (factor, factor) and conv.padding == (factor // 2, factor // 2)
+    out = up(x)
+    ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    assert out.shape == ref.shape == (1, 3, 9 * factor, 11 * factor)
+    # Transposed convs see zeros beyond the border where interpolate clamps: compare inside.
+    inner = (..., slice(factor, -factor), slice(factor, -factor))
+    assert torch.allclose(out[inner], ref[inner], atol=1e-5)
+
+
+def test_bilinear_kernel_is_diagonal():
+    w = bilinear_kernel(4, 4)
+    assert w.shape == (4, 4, 4, 4)
+    off_diagonal = w.clone()
+    off_diagonal[range(4), range(4)] = 0
+    assert off_diagonal.abs().sum() == 0
+    expected_1d = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    assert torch.allclose(w[0, 0], expected_1d[:, None] * expected_1d[None, :])
+
+
+def test_frozen_and_bilinear_modes():
+    frozen = Upsample(5, 8, frozen=True)
+    assert not frozen.deconv.weight.requires_grad
+    plain = Upsample(5, 8, mode="bilinear")
+    assert list(plain.parameters()) == []
+    x = smooth_input(5, 4, 6)
+    assert plain(x).shape == (1, 5, 32, 48)
+    assert Upsample(5, 1)(x) is x
+
+
+def test_pooling_batchnorm_accepts_one_value_per_channel_in_training():
+    bn = PoolingBatchNorm(4).train()
+    bn.running_mean.fill_(1.0)
+    out = bn(torch.full((1, 4, 1, 1), 3.0))
+    expected = (3.0 - 1.0) / (1.0 + bn.eps) ** 0.5
+    assert torch.allclose(out, torch.full_like(out, expected))
+    assert torch.equal(bn.running_mean, torch.ones(4)), "a single value must not update stats"
+    batch = torch.randn(4, 4, 1, 1)
+    assert torch.allclose(bn(batch).mean(dim=0).flatten(), torch.zeros(4), atol=1e-5)

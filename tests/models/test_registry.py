@@ -1,0 +1,71 @@
+"""Names, arguments and inputs a user can get wrong: one sentence each."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fcnlab
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("fcn9s_vgg16", r"architecture 'fcn9s' is not one of fcn32s, .*deeplabv3plus"),
+        ("fcn8s_vgg17", r"backbone 'vgg17' is not one of vgg11, .*alexnet"),
+        ("fcn4s_alexnet", r"fcn4s does not work with alexnet \(it needs the /4 feature .* for fcn4s: .*vgg11"),
+        ("deeplabv3plus_vgg16", r"atrous resnet or mobilenet backbone.* for deeplabv3plus: .*mobilenet_v2"),
+    ],
+)
+def test_unknown_and_invalid_names_list_the_choices(name, message):
+    with pytest.raises(fcnlab.FcnlabError, match=message):
+        fcnlab.create_model(name, 21)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 0}, "num_classes must be a positive integer"),
+        ({"num_classes": 2.5}, "num_classes must be a positive integer"),
+        ({"num_classes": 3, "output_stride": 4}, "supports output_stride 8, 16, not 4"),
+        ({"num_classes": 3, "upsample": "nearest"}, "upsample must be one of"),
+        ({"num_classes": 3, "fc_width": 64}, "has no fc6/fc7"),
+        ({"num_classes": 3, "width_mult": 0.5}, "mobilenet_v2 backbones only"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(fcnlab.FcnlabError, match=message):
+        fcnlab.create_model("deeplabv3_resnet18", **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 1, 32, 32), (1, 4, 32, 32)])
+def test_wrong_input_rank_or_channels(shape):
+    model = fcnlab.create_model("deeplabv3_mobilenet_v2", 3).eval()
+    with pytest.raises(fcnlab.FcnlabError, match=r"expected an N x 3 x H x W image batch"):
+        model(torch.randn(shape))
+
+
+def test_args_rebuild_the_same_architecture():
+    model = fcnlab.create_model("fcn8s_vgg11", 7, fc_width=16, output_stride=16)
+    rebuilt = fcnlab.create_model(**model.args)
+    assert model.args["output_stride"] == 16
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in rebuilt.state_dict().items()
+    }
+
+
+def test_deeplab_trains_with_batch_one_and_aux_head():
+    model = fcnlab.create_model("deeplabv3plus_mobilenet_v2", 4, aux=True, output_stride=8).train()
+    out = model(torch.randn(1, 3, 45, 61))
+    assert set(out) == {"out", "aux"}
+    assert out["out"].shape == out["aux"].shape == (1, 4, 45, 61)
+    model.eval()
+    assert model(torch.randn(1, 3, 45, 61)).shape == (1, 4, 45, 61)
+
+
+def test_reset_classifier_changes_every_class_layer():
+    model = fcnlab.create_model("fcn8s_resnet18", 21, aux=True)
+    model.reset_classifier(5)
+    assert model.num_classes == 5 and model.args["num_classes"] == 5
+    model.eval()
+    assert model(torch.randn(1, 3, 40, 40)).shape == (1, 5, 40, 40)
