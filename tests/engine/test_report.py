@@ -13,6 +13,7 @@ from PIL import Image
 
 from fcnlab.engine.metrics import compute_metrics
 from fcnlab.engine.report import save_samples, write_report
+from fcnlab.engine.report_render import Table, Text, render_html, render_markdown
 from fcnlab.engine.visualize import colorize, overlay
 from fcnlab.errors import FcnlabError
 
@@ -168,3 +169,13 @@ def test_save_samples_writes_strips_and_replaces_old_ones(tmp_path: Path) -> Non
     assert np.array_equal(strip[:, -7:], overlay(image, pred, PALETTE, None))
     with pytest.raises(FcnlabError, match="as many images"):
         save_samples(tmp_path, [image], [], [label], PALETTE, IGNORE)
+
+
+def test_renderers_escape_text() -> None:
+    blocks = [Table(["class", "IoU %"], [["a<b>|c", "1.00"]], "lr"), Text("x & y")]
+    html = render_html("t", blocks)
+    assert "a&lt;b&gt;|c" in html and "x &amp; y" in html
+    assert '<td class="r">1.00</td>' in html
+    md = render_markdown("t", blocks)
+    assert r"| a<b>\|c | 1.00 |" in md
+    assert "|:---|---:|" in md

@@ -13,8 +13,14 @@ import fcnlab
     [
         ("fcn9s_vgg16", r"architecture 'fcn9s' is not one of fcn32s, .*deeplabv3plus"),
         ("fcn8s_vgg17", r"backbone 'vgg17' is not one of vgg11, .*alexnet"),
-        ("fcn4s_alexnet", r"fcn4s does not work with alexnet \(it needs the /4 feature .* for fcn4s: .*vgg11"),
-        ("deeplabv3plus_vgg16", r"atrous resnet or mobilenet backbone.* for deeplabv3plus: .*mobilenet_v2"),
+        (
+            "fcn4s_alexnet",
+            r"fcn4s does not work with alexnet \(it needs the /4 feature .* for fcn4s: .*vgg11",
+        ),
+        (
+            "deeplabv3plus_vgg16",
+            r"atrous resnet or mobilenet backbone.* for deeplabv3plus: .*mobilenet_v2",
+        ),
     ],
 )
 def test_unknown_and_invalid_names_list_the_choices(name, message):

@@ -50,8 +50,16 @@ def test_model_any_size_backward_and_determinism(name):
 def test_registry_has_the_promised_zoo():
     names = set(fcnlab.list_models())
     for arch in ("fcn32s", "fcn16s", "fcn8s", "fcn4s", "fcn2s"):
-        for backbone in ("vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34",
-                         "resnet50", "resnet101"):
+        for backbone in (
+            "vgg11",
+            "vgg13",
+            "vgg16",
+            "vgg19",
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "resnet101",
+        ):
             assert f"{arch}_{backbone}" in names
     assert {"fcn32s_alexnet", "fcn16s_alexnet", "fcn8s_alexnet"} <= names
     assert "fcn4s_alexnet" not in names

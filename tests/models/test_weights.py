@@ -19,7 +19,9 @@ def test_state_dict_from_path_loads_unchanged(tmp_path):
     torch.save(reference.state_dict(), path)
     model = fcnlab.create_model("fcn8s_resnet18", 3, backbone_weights=path)
     assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
-    assert torch.equal(model.backbone.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+    assert torch.equal(
+        model.backbone.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var
+    )
 
 
 def test_vgg_weights_convolutionalise_fc6_fc7(tmp_path):

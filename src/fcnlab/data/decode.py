@@ -73,7 +73,7 @@ def read_mask(
                 f"mask {path} is a colour ({image.mode}) image but no class colours are "
                 "known; list them as 'colors' in classes.yaml or save masks as index PNGs."
             )
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = np.array(image.convert("RGB"))
         return map_colors(rgb, colors, ignore_color, ignore_index, path)
     if image.mode == "LA":
         image = image.convert("L")
@@ -82,7 +82,7 @@ def read_mask(
             f"mask {path} has image mode {image.mode}; save it as a single-channel "
             "index PNG (mode L or P) or an RGB colour PNG."
         )
-    mask = np.asarray(image)
+    mask = np.array(image)  # a writable copy, so torch.from_numpy can share it
     if mask.dtype == np.uint8:
         return mask
     if mask.dtype == bool:
@@ -128,7 +128,7 @@ def map_colors(
 
 def bad_label_values(mask: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
     """The sorted distinct values of ``mask`` that are neither a class nor ``ignore_index``."""
-    if mask.dtype == np.uint8 and 0 <= ignore_index:
+    if mask.dtype == np.uint8:
         present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
         return present[(present >= num_classes) & (present != ignore_index)]
     wrong = ((mask < 0) | (mask >= num_classes)) & (mask != ignore_index)

@@ -172,7 +172,9 @@ def _draw_plots(run: RunRecord, run_dir: Path) -> dict[str, str]:
 def _blocks(run: RunRecord, plots: dict[str, str]) -> list[Block]:
     blocks: list[Block] = [Heading("Run")]
     facts = _facts(run)
-    blocks.append(Table(["item", "value"], facts) if facts else Text("No config or metrics yet."))
+    blocks.append(
+        Table(["item", "value"], facts, "ll") if facts else Text("No config or metrics yet.")
+    )
     blocks += _metric_blocks(run)
     blocks.append(Heading("Training curves"))
     curves = [plots[k] for k in ("loss", "val") if k in plots]
@@ -244,14 +246,14 @@ def _metric_blocks(run: RunRecord) -> list[Block]:
             ["mean IoU", format_percent(ev.get("miou"))],
             ["frequency-weighted IoU", format_percent(ev.get("fwiou"))],
         ]
-        blocks += [Text("From eval.json."), Table(["metric", "%"], rows)]
+        blocks += [Text("From eval.json."), Table(["metric", "%"], rows, "lr")]
         per_class = [
             [str(c["index"]), c["name"], *_class_cells(c), f"{c['pixels']:,}"]
             for c in ev.get("per_class", [])
         ]
         if per_class:
             header = ["#", "class", "IoU %", "acc %", "label pixels"]
-            blocks.append(Table(header, per_class))
+            blocks.append(Table(header, per_class, "rlrrr"))
         return blocks
     validated = [r for r in run.history if isinstance(r.get("val_miou"), (int, float))]
     if not validated:
@@ -264,7 +266,7 @@ def _metric_blocks(run: RunRecord) -> list[Block]:
     }
     rows = [[label, format_percent(last[k])] for k, label in names.items() if k in last]
     blocks.append(Text(f"No eval.json yet; last validation, at step {last.get('step')}."))
-    blocks.append(Table(["metric", "%"], rows))
+    blocks.append(Table(["metric", "%"], rows, "lr"))
     return blocks
 
 

@@ -88,7 +88,7 @@ def plot_class_iou(metrics: dict, path: Path) -> Path | None:
     for i, c in enumerate(classes):
         text = "absent" if c["iou"] is None else f"{100 * c['iou']:.1f}"
         ax.text(ious[i] + 1, i, text, va="center", fontsize=8)
-    ax.axvline(100 * metrics["miou"], color="tab:red", ls="--", label="mIoU")
+    ax.axvline(100 * metrics["miou"], color="tab:red", ls="--", label="mIoU", zorder=0)
     ax.set(xlim=(0, 110), xlabel="IoU %", title="Per-class IoU")
     ax.legend(loc="lower right")
     return _save(fig, path)

@@ -25,8 +25,11 @@ class Text:
 
 @dataclass(frozen=True)
 class Table:
+    """``align`` has one letter per column, ``l`` or ``r`` (right for numbers)."""
+
     header: list[str]
     rows: list[list[str]]
+    align: str
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,7 @@ body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; 
        color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
-td { text-align: right; }
-td:first-child, th:first-child { text-align: left; }
+.r { text-align: right; }
 img { max-width: 100%; margin: 0.3em 0; display: block; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 .caption { color: #666; font-size: 0.9em; }
@@ -75,15 +77,17 @@ def render_html(title: str, blocks: list[Block]) -> str:
         elif isinstance(block, Text):
             parts.append(f"<p>{e(block.text)}</p>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{e(h)}</th>" for h in block.header)
+            cls = [' class="r"' if a == "r" else "" for a in block.align]
+            head = "".join(f"<th{k}>{e(h)}</th>" for k, h in zip(cls, block.header, strict=True))
+            cells = (zip(cls, row, strict=True) for row in block.rows)
             body = "".join(
-                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in block.rows
+                "<tr>" + "".join(f"<td{k}>{e(c)}</td>" for k, c in row) + "</tr>" for row in cells
             )
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif isinstance(block, Images):
             if block.caption:
                 parts.append(f'<p class="caption">{e(block.caption)}</p>')
-            parts.extend(f'<img src="{e(p)}" alt="{e(p)}" loading="lazy">' for p in block.paths)
+            parts.extend(f'<img src="{e(p)}" alt="{e(_alt(p))}">' for p in block.paths)
         elif isinstance(block, Code):
             parts.append(
                 f"<details><summary>{e(block.summary)}</summary><pre>{e(block.text)}</pre>"
@@ -91,6 +95,10 @@ def render_html(title: str, blocks: list[Block]) -> str:
             )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _alt(path: str) -> str:
+    return path.rsplit("/", 1)[-1].removesuffix(".png")
 
 
 def _md_cell(text: str) -> str:
@@ -108,12 +116,12 @@ def render_markdown(title: str, blocks: list[Block]) -> str:
         elif isinstance(block, Table):
             lines = [
                 "| " + " | ".join(_md_cell(h) for h in block.header) + " |",
-                "|" + "|".join([":---"] + ["---:"] * (len(block.header) - 1)) + "|",
+                "|" + "|".join("---:" if a == "r" else ":---" for a in block.align) + "|",
             ]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             parts.append("\n".join(lines))
         elif isinstance(block, Images):
-            images = "\n".join(f"![{p}]({p})" for p in block.paths)
+            images = "\n".join(f"![{_alt(p)}]({p})" for p in block.paths)
             parts.append(f"*{block.caption}*\n\n{images}" if block.caption else images)
         elif isinstance(block, Code):
             # GitHub renders <details> in Markdown; the fenced block inside stays verbatim.

@@ -29,9 +29,10 @@ def colorize(mask: np.ndarray, palette: Palette, ignore_index: int | None) -> np
     unknown = ~known & ~ignored
     if unknown.any():
         found = np.unique(mask[unknown])[:5].tolist()
+        ignore = "no ignore index is set" if ignore_index is None else f"ignore is {ignore_index}"
         raise FcnlabError(
             f"The mask holds values {found} that have no palette colour "
-            f"({len(colours)} colours) and are not the ignore index {ignore_index}."
+            f"({len(colours)} colours) and {ignore}; check the palette and ignore_index."
         )
     # Table lookup on the in-range indices; everything else stays black.
     out = np.zeros((*mask.shape, 3), dtype=np.uint8)

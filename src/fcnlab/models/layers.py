@@ -74,8 +74,9 @@ def conv_bn_relu(
 ) -> nn.Sequential:
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
-                  bias=False),
+        nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False
+        ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
@@ -87,8 +88,15 @@ def separable_conv_bn_relu(
     """Depthwise (atrous) conv + BN + ReLU, then pointwise conv + BN + ReLU (DeepLabv3+)."""
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
-        nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
-                  groups=in_channels, bias=False),
+        nn.Conv2d(
+            in_channels,
+            in_channels,
+            kernel_size,
+            padding=padding,
+            dilation=dilation,
+            groups=in_channels,
+            bias=False,
+        ),
         nn.BatchNorm2d(in_channels),
         nn.ReLU(inplace=True),
         conv_bn_relu(in_channels, out_channels, 1),

@@ -62,8 +62,7 @@ def parse_name(name: str) -> tuple[str, str]:
         )
     if backbone not in BACKBONES:
         raise FcnlabError(
-            f"unknown model {name!r}: backbone {backbone!r} is not one of "
-            f"{', '.join(BACKBONES)}."
+            f"unknown model {name!r}: backbone {backbone!r} is not one of {', '.join(BACKBONES)}."
         )
     valid = [m.partition("_")[2] for m in list_models() if m.startswith(arch + "_")]
     entry, backbone_entry = ARCHITECTURES[arch], BACKBONES[backbone]
@@ -145,8 +144,10 @@ def _check_args(
 ) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise FcnlabError(f"num_classes must be a positive integer, not {num_classes!r}.")
-    strides = entry.output_strides if arch.kind == "fcn" else tuple(
-        s for s in entry.output_strides if s in (8, 16)
+    strides = (
+        entry.output_strides
+        if arch.kind == "fcn"
+        else tuple(s for s in entry.output_strides if s in (8, 16))
     )
     if output_stride is not None and output_stride not in strides:
         raise FcnlabError(
@@ -157,9 +158,7 @@ def _check_args(
     if fc_width != 4096 and not (arch.kind == "fcn" and entry.family in ("vgg", "alexnet")):
         raise FcnlabError(f"fc_width applies to FCN on VGG/AlexNet only; {name} has no fc6/fc7.")
     if upsample not in UPSAMPLE_MODES:
-        raise FcnlabError(
-            f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, not {upsample!r}."
-        )
+        raise FcnlabError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, not {upsample!r}.")
     if width_mult != 1.0 and entry.family != "mobilenet":
         raise FcnlabError(f"width_mult applies to mobilenet_v2 backbones only, not {name}.")
     if not width_mult > 0:

@@ -47,9 +47,7 @@ class Segmenter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != 3:
-            raise FcnlabError(
-                f"expected an N x 3 x H x W image batch, got shape {tuple(x.shape)}."
-            )
+            raise FcnlabError(f"expected an N x 3 x H x W image batch, got shape {tuple(x.shape)}.")
         h, w = x.shape[-2:]
         padded = self._pad(x)
         features = self.backbone(padded)

@@ -29,14 +29,14 @@ class InitReport:
             f"copied {len(self.copied)} tensors, {len(self.new)} new, "
             f"{len(self.skipped)} skipped (shape), {len(self.unused)} unused"
         ]
-        for title, names in (("new", self.new), ("skipped", self.skipped),
-                             ("unused", self.unused)):
+        for title, names in (("new", self.new), ("skipped", self.skipped), ("unused", self.unused)):
             lines += [f"  {title}: {n}" for n in names]
         return "\n".join(lines)
 
 
 def init_from(
-    model: nn.Module, source: Mapping[str, torch.Tensor] | nn.Module | str | Path,
+    model: nn.Module,
+    source: Mapping[str, torch.Tensor] | nn.Module | str | Path,
     verbose: bool = False,
 ) -> InitReport:
     """Copy every matching tensor from ``source`` (state dict, model, checkpoint or file)."""
@@ -48,9 +48,7 @@ def init_from(
         if name not in state:
             report.new.append(name)
         elif state[name].shape != tensor.shape:
-            report.skipped.append(
-                f"{name} (source {_shape(state[name])}, model {_shape(tensor)})"
-            )
+            report.skipped.append(f"{name} (source {_shape(state[name])}, model {_shape(tensor)})")
         else:
             matched[name] = state[name]
             report.copied.append(name)

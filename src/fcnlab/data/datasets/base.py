@@ -41,9 +41,10 @@ class Sample:
 
 
 def to_tv_tensors(image: Image.Image, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
-    """Wrap a raw pair as uint8 ``3xHxW`` image and ``HxW`` mask tensors (no copy of the mask)."""
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
-    return tv_tensors.Image(pixels), tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask)))
+    """Wrap a raw pair as uint8 ``3xHxW`` image and ``HxW`` mask tensors (the mask is shared)."""
+    # numpy does the HWC -> CHW copy: torch's strided copy is slow with contended threads.
+    pixels = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+    return tv_tensors.Image(torch.from_numpy(pixels)), tv_tensors.Mask(torch.from_numpy(mask))
 
 
 def as_label_tensor(mask: Any) -> torch.Tensor:
@@ -110,7 +111,9 @@ class FileDataset(SegmentationDataset):
                 f"have missing files (first: {self.missing[0]}); add the files, fix the list, "
                 "or pass skip_missing=True to leave them out."
             )
-        self.samples = [sample for sample, problem in zip(samples, problems) if not problem]
+        self.samples = [
+            sample for sample, problem in zip(samples, problems, strict=True) if not problem
+        ]
         self.names = [s.name for s in self.samples]
 
     def read_mask_file(self, path: Path) -> np.ndarray:

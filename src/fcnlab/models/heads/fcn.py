@@ -54,7 +54,8 @@ class FCNHead(nn.Module):
         self.score_fr = nn.Conv2d(self.score_in, num_classes, 1)
         self.score_skips = nn.ModuleDict()
         self.upscores = nn.ModuleDict()
-        for name, coarse, fine in zip(self.skip_names, self.strides, self.strides[1:]):
+        pairs = zip(self.strides, self.strides[1:], strict=False)
+        for name, (coarse, fine) in zip(self.skip_names, pairs, strict=True):
             score = nn.Conv2d(self.skip_channels[name], num_classes, 1)
             nn.init.zeros_(score.weight)
             nn.init.zeros_(score.bias)

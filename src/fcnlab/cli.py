@@ -1,0 +1,111 @@
+"""The ``fcnlab`` command line: thin Typer commands, each parsing and calling one function.
+
+Every mistake a user can make raises FcnlabError somewhere below; ``user_errors`` turns it
+into one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fcnlab.errors import FcnlabError
+
+app = typer.Typer(
+    name="fcnlab",
+    help="FCN and DeepLabv3/v3+ semantic segmentation: train, evaluate, predict, export.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(command):
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except FcnlabError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512x512"`` or ``"512"`` -> (H, W)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise FcnlabError(
+            f"size must look like HxW with positive integers (e.g. 512x512), not {text!r}."
+        )
+    return size  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def models(
+    size: Annotated[str, typer.Option(help="Input size HxW for the FLOP count.")] = "512x512",
+    classes: Annotated[int, typer.Option(help="Number of classes.")] = 21,
+    filter: Annotated[str, typer.Option(help="Only names containing this text.")] = "",
+) -> None:
+    """List every model with its parameters and GFLOPs (batch 1)."""
+    from fcnlab.models import list_models
+    from fcnlab.models.summary import model_stats
+
+    h, w = parse_size(size)
+    names = [n for n in list_models() if filter in n]
+    table = Table(title=f"fcnlab models ({classes} classes, GFLOPs at 1x3x{h}x{w})")
+    for column in ("model", "params (M)", "GFLOPs"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name in names:
+        stats = model_stats(name, (h, w), classes)
+        table.add_row(name, f"{stats.params / 1e6:.2f}", f"{stats.gflops:.1f}")
+    console.print(table)
+    console.print(f"{len(names)} models")
+
+
+@app.command()
+@user_errors
+def summary(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. fcn8s_vgg16.")],
+    size: Annotated[str, typer.Option(help="Input size HxW.")] = "512x512",
+    classes: Annotated[int, typer.Option(help="Number of classes.")] = 21,
+    depth: Annotated[int, typer.Option(help="How many module levels to show.")] = 3,
+    diagram: Annotated[
+        Path | None, typer.Option(help="Write a dataflow diagram (.dot, .mmd or .md).")
+    ] = None,
+) -> None:
+    """Print each layer's output shape and parameters (like Keras' model.summary())."""
+    from fcnlab.models.diagram import trace_graph, write_diagram
+    from fcnlab.models.summary import build_on_meta, count_flops, count_parameters, layer_table
+
+    hw = parse_size(size)
+    model = build_on_meta(name, classes)
+    table = Table(title=f"{name} at 1x3x{hw[0]}x{hw[1]}, {classes} classes")
+    for column in ("layer", "type", "output shape", "params"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for row in layer_table(model, hw, depth):
+        table.add_row(row.name, row.kind, row.output, f"{row.params:,}")
+    console.print(table)
+    params, flops = count_parameters(model), count_flops(model, hw)
+    console.print(f"total parameters: {params:,}   GFLOPs: {flops / 1e9:.2f}")
+    if diagram is not None:
+        console.print(f"diagram: {write_diagram(trace_graph(model, hw), diagram)}")
+
+
+def main() -> None:
+    app()
