@@ -107,5 +107,77 @@ def summary(
         console.print(f"diagram: {write_diagram(trace_graph(model, hw), diagram)}")
 
 
+@app.command()
+@user_errors
+def train(
+    config: Annotated[
+        Path | None, typer.Argument(help="Experiment YAML (default: the built-in quickstart).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set train.lr=0.01 (repeatable)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/<experiment>).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in the folder.")] = False,
+) -> None:
+    """Train a model; writes checkpoints, metrics and a report into the run folder."""
+    from fcnlab.config import apply_overrides, load_config
+    from fcnlab.engine.train import run_dir_for
+    from fcnlab.engine.train import train as run_training
+
+    cfg = apply_overrides(load_config(config), set_ or [])
+    saved = run_dir_for(cfg, out) / "config.yaml"
+    if resume and saved.is_file():
+        cfg = apply_overrides(load_config(saved), set_ or [])  # the run's own config
+    run_dir = run_training(cfg, out, resume)
+    console.print(f"run folder: {run_dir}")
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by fcnlab train.")],
+    data: Annotated[str | None, typer.Option(help="Dataset (default: the checkpoint's).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Dataset folder.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split (default: its val split).")] = None,
+    scale: Annotated[
+        float | None, typer.Option(help="Working resolution (default: the training scale).")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Where to write the metrics JSON.")
+    ] = None,
+) -> None:
+    """Evaluate a checkpoint: pixel acc, mean acc, mIoU, fwIoU and per-class IoU."""
+    from fcnlab.engine.evaluate import evaluate_checkpoint
+    from fcnlab.engine.metrics import format_metrics
+
+    metrics, written = evaluate_checkpoint(
+        checkpoint,
+        data=data,
+        root=root,
+        split=split,
+        scale=scale,
+        precision=precision,
+        json_path=json_path,
+    )
+    console.print(format_metrics(metrics))
+    if written is not None:
+        console.print(f"metrics: {written}")
+
+
+@app.command()
+@user_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """(Re)write a run folder's report.html and report.md."""
+    from fcnlab.engine.report import write_report
+
+    if not run_dir.is_dir():
+        raise FcnlabError(f"run folder {run_dir} does not exist.")
+    console.print(f"report: {write_report(run_dir)}")
+
+
 def main() -> None:
     app()

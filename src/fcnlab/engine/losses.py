@@ -1,0 +1,56 @@
+"""Pixel-wise cross-entropy with an ignore label, optional class weights and aux loss."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fcnlab.data import SegmentationDataset, class_pixel_counts, median_frequency_weights
+from fcnlab.errors import FcnlabError
+
+
+class SegmentationLoss:
+    def __init__(self, ignore_index: int, weight: torch.Tensor | None, aux_weight: float):
+        self.ignore_index, self.weight, self.aux_weight = ignore_index, weight, aux_weight
+
+    def __call__(self, out: torch.Tensor | dict[str, torch.Tensor], target: torch.Tensor):
+        if isinstance(out, dict):
+            return self._ce(out["out"], target) + self.aux_weight * self._ce(out["aux"], target)
+        return self._ce(out, target)
+
+    def _ce(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.to(logits.device)
+        # Cross-entropy in fp32 even under autocast: bf16 log-softmax loses small classes.
+        return F.cross_entropy(
+            logits.float(), target, weight=weight, ignore_index=self.ignore_index
+        )
+
+
+def class_weights(
+    spec: str | list[float] | None, dataset: SegmentationDataset, cache_dir: Path
+) -> torch.Tensor | None:
+    """None, a given list, or median-frequency weights from the training labels (cached)."""
+    num_classes = dataset.info.num_classes
+    if spec is None:
+        return None
+    if isinstance(spec, list):
+        if len(spec) != num_classes:
+            raise FcnlabError(
+                f"train.class_weights lists {len(spec)} weights for {num_classes} classes."
+            )
+        return torch.tensor(spec, dtype=torch.float32)
+    key = hashlib.sha1(
+        repr((type(dataset).__name__, getattr(dataset, "root", None), dataset.names)).encode()
+    ).hexdigest()[:16]
+    cache = cache_dir / f"median_frequency_{key}.json"
+    if cache.is_file():
+        return torch.tensor(json.loads(cache.read_text()), dtype=torch.float32)
+    weights = median_frequency_weights(class_pixel_counts(dataset))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(np.asarray(weights).round(6).tolist()))
+    return torch.tensor(weights, dtype=torch.float32)

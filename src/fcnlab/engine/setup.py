@@ -1,0 +1,199 @@
+"""Everything a training run is built from: data, model, optimiser, loss, loaders.
+
+``prepare`` turns a validated config into a :class:`Run`; the loop in ``train.py`` only
+uses what is here. Augmentation is seeded per (seed, epoch, sample), so a resumed run and a
+run with any number of loader workers see exactly the same crops and flips.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from fcnlab.config import ExperimentConfig
+from fcnlab.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DatasetInfo,
+    SegmentationDataset,
+    build_dataset,
+    eval_transforms,
+    train_transforms,
+)
+from fcnlab.engine.distributed import Context
+from fcnlab.engine.losses import SegmentationLoss, class_weights
+from fcnlab.engine.optim import build_optimizer
+from fcnlab.engine.runlog import MetricsLog
+from fcnlab.errors import FcnlabError
+from fcnlab.models import Segmenter, create_model
+from fcnlab.models.transfer import init_from
+
+
+class SeededDataset(Dataset):
+    """Draws each sample's augmentation from its own seed: (seed, epoch, index)."""
+
+    def __init__(self, dataset: SegmentationDataset, seed: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((self.seed, self.epoch, index)) % 2**62)
+            return self.dataset[index]
+
+
+class SkipFirst(Sampler):
+    """The wrapped sampler's order without its first ``skip`` indices (resuming mid-epoch)."""
+
+    def __init__(self, sampler: Sampler, skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self) -> Iterator[int]:
+        for i, index in enumerate(self.sampler):
+            if i >= self.skip:
+                yield index
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
+@dataclass
+class Run:
+    cfg: ExperimentConfig
+    ctx: Context
+    run_dir: Path
+    net: Segmenter  # the plain model (checkpoints, evaluation)
+    model: nn.Module  # what the loop calls: net, or net wrapped in DDP
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loss_fn: SegmentationLoss
+    train_set: SeededDataset
+    sampler: DistributedSampler
+    val_set: SegmentationDataset
+    info: DatasetInfo
+    log: MetricsLog | None
+    last_metrics: dict | None = None  # the latest validation
+
+    def loader(self, skip_samples: int) -> DataLoader:
+        data = self.cfg.data
+        return DataLoader(
+            self.train_set,
+            batch_size=data.batch_size,
+            sampler=SkipFirst(self.sampler, skip_samples),
+            num_workers=data.workers,
+            pin_memory=self.ctx.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=False,
+        )
+
+
+NORMALIZATION = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+
+
+def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
+    _check_precision(cfg, ctx)
+    torch.manual_seed(cfg.train.seed + ctx.rank)
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    train_set, val_set = _datasets(cfg)
+    info = train_set.info
+    net = _model(cfg, info, ctx)
+    weights = _class_weights(cfg, train_set, ctx)
+    model: nn.Module = net
+    if ctx.distributed:
+        net_sync = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        model = DistributedDataParallel(
+            net_sync, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+        net = net_sync
+    sampler = DistributedSampler(
+        train_set,
+        num_replicas=ctx.world_size,
+        rank=ctx.rank,
+        shuffle=True,
+        seed=cfg.train.seed,
+        drop_last=True,
+    )
+    return Run(
+        cfg=cfg,
+        ctx=ctx,
+        run_dir=run_dir,
+        net=net,
+        model=model,
+        optimizer=build_optimizer(net, cfg.train),
+        scaler=torch.amp.GradScaler(ctx.device.type, enabled=cfg.train.precision == "fp16"),
+        loss_fn=SegmentationLoss(info.ignore_index, weights, cfg.train.aux_weight),
+        train_set=SeededDataset(train_set, cfg.train.seed),
+        sampler=sampler,
+        val_set=val_set,
+        info=info,
+        log=MetricsLog(run_dir, cfg.train.log_format, cfg.train.tensorboard)
+        if ctx.is_main
+        else None,
+    )
+
+
+def _check_precision(cfg: ExperimentConfig, ctx: Context) -> None:
+    if cfg.train.precision == "fp16" and ctx.device.type != "cuda":
+        raise FcnlabError("train.precision=fp16 needs a CUDA GPU; on a CPU use bf16.")
+
+
+def _datasets(cfg: ExperimentConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
+    data = cfg.data
+    probe = build_dataset(data.name, data.root, data.train_split, **data.options)
+    ignore = probe.info.ignore_index
+    train_tf = train_transforms(
+        tuple(data.crop_size),
+        tuple(data.scale_range),
+        data.hflip,
+        data.color_jitter,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        ignore,
+        base_scale=data.scale,
+    )
+    probe.transform = train_tf
+    val_set = build_dataset(data.name, data.root, data.val_split, eval_transforms(), **data.options)
+    return probe, val_set
+
+
+def _model(cfg: ExperimentConfig, info: DatasetInfo, ctx: Context) -> Segmenter:
+    m = cfg.model
+    net = create_model(
+        m.name,
+        info.num_classes,
+        backbone_weights=m.backbone_weights,
+        output_stride=m.output_stride,
+        fc_width=m.fc_width,
+        upsample=m.upsample,
+        freeze_final_upsample=m.freeze_final_upsample,
+        aux=m.aux,
+        width_mult=m.width_mult,
+    )
+    if m.init_from:
+        report = init_from(net, m.init_from)
+        if ctx.is_main:
+            print(f"init_from {m.init_from}: {report}")
+    net = net.to(ctx.device)
+    if cfg.train.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def _class_weights(cfg: ExperimentConfig, dataset: SegmentationDataset, ctx: Context):
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fcnlab"
+    if ctx.distributed and not ctx.is_main:
+        torch.distributed.barrier()  # rank 0 computes and caches first
+    weights = class_weights(cfg.train.class_weights, dataset, cache)
+    if ctx.distributed and ctx.is_main:
+        torch.distributed.barrier()
+    return weights

@@ -1,0 +1,291 @@
+"""Training: the loop, visible top to bottom.
+
+forward -> loss -> backward (accumulated) -> step -> schedule -> log -> validate -> checkpoint.
+``last.pt`` (with optimizer, scaler, RNG and data position) is written at every validation
+and every ``checkpoint_every`` steps, atomically, so a run killed at any moment keeps its
+last checkpoint and ``--resume`` continues exactly where it stopped. ``best.pt`` follows val
+mIoU. At the end: ``eval.json``, sample predictions and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fcnlab.config import ExperimentConfig, config_to_dict, save_config
+from fcnlab.engine import distributed
+from fcnlab.engine.checkpoint import load_checkpoint, load_weights, make_checkpoint, save_checkpoint
+from fcnlab.engine.evaluate import autocast, evaluate, sample_predictions
+from fcnlab.engine.metrics import format_metrics, format_summary
+from fcnlab.engine.optim import poly_lr, set_lr
+from fcnlab.engine.report import save_samples, write_report
+from fcnlab.engine.setup import NORMALIZATION, Run, prepare
+from fcnlab.errors import FcnlabError
+
+console = Console()
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch already consumed
+    best_miou: float = -1.0
+
+
+def run_dir_for(cfg: ExperimentConfig, out: Path | None) -> Path:
+    return out if out is not None else Path("runs") / cfg.experiment
+
+
+def train(
+    cfg: ExperimentConfig,
+    out: Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> Path:
+    """Train ``cfg`` into its run folder; ``stop_after`` ends early (resumable) at that step."""
+    ctx = distributed.setup(cfg.train.device)
+    try:
+        run_dir = run_dir_for(cfg, out)
+        _claim(run_dir, resume, ctx.is_main)
+        run = prepare(cfg, ctx, run_dir)
+        state = _restore(run) if resume else TrainState()
+        if ctx.is_main:
+            save_config(cfg, run_dir / "config.yaml")
+            _announce(run)
+        if _loop(run, state, stop_after) and ctx.is_main:
+            _finish(run, state)
+        return run_dir
+    finally:
+        distributed.teardown()
+
+
+def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
+    """Train until ``train.steps``; False when stopped early by ``stop_after``."""
+    cfg, ctx = run.cfg.train, run.ctx
+    accum, micro = cfg.grad_accum, 0
+    losses, seen, tick = [], 0, time.perf_counter()
+    run.model.train()
+    with _progress(run, state) as (progress, task):
+        while state.step < cfg.steps:
+            run.sampler.set_epoch(state.epoch)
+            run.train_set.epoch = state.epoch
+            skip = state.batch_in_epoch * run.cfg.data.batch_size
+            for images, masks in run.loader(skip):
+                images = images.to(ctx.device, non_blocking=True)
+                masks = masks.to(ctx.device, non_blocking=True)
+                if cfg.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                micro += 1
+                last_micro = micro == accum
+                sync = nullcontext() if last_micro or not ctx.distributed else run.model.no_sync()
+                with sync:
+                    with autocast(ctx.device, cfg.precision):
+                        out = run.model(images)
+                    loss = run.loss_fn(out, masks)
+                    run.scaler.scale(loss / accum).backward()
+                losses.append(loss.detach())
+                seen += len(images)
+                state.batch_in_epoch += 1
+                if not last_micro:
+                    continue
+                micro = 0
+                _optimizer_step(run, state)
+                progress.update(task, advance=1, loss=f"{losses[-1].item():.3f}")
+                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                    rate = seen * ctx.world_size / (time.perf_counter() - tick)
+                    _log_train(run, state, losses, rate)
+                    losses, seen, tick = [], 0, time.perf_counter()
+                _validate_and_save(run, state)
+                if state.step >= cfg.steps:
+                    return True
+                if stop_after is not None and state.step >= stop_after:
+                    _save_last(run, state)
+                    return False
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+    return True
+
+
+def _optimizer_step(run: Run, state: TrainState) -> None:
+    cfg = run.cfg.train
+    set_lr(run.optimizer, poly_lr(state.step, cfg))
+    if cfg.grad_clip is not None:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.net.parameters(), cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+
+
+def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> None:
+    loss = distributed.all_reduce_mean(torch.stack(losses).float().mean()).item()
+    if not torch.isfinite(torch.tensor(loss)):
+        raise FcnlabError(
+            f"the training loss became {loss} at step {state.step}; lower train.lr or use "
+            "train.grad_clip (last.pt holds the last good checkpoint)."
+        )
+    record = {
+        "step": state.step,
+        "epoch": state.epoch,
+        "train_loss": round(loss, 5),
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "images_per_s": round(rate, 2),
+    }
+    if run.log is not None:
+        run.log.write(record)
+        if not console.is_terminal:
+            console.print(
+                f"step {state.step}: loss {loss:.4f}, lr {record['lr']:.2e}, {rate:.1f} images/s",
+                highlight=False,
+            )
+
+
+def _validate_and_save(run: Run, state: TrainState) -> None:
+    cfg = run.cfg.train
+    final = state.step >= cfg.steps
+    if final or state.step % cfg.val_every == 0:
+        metrics = evaluate(
+            run.net,
+            run.val_set,
+            run.ctx,
+            scale=run.cfg.data.scale,
+            batch_size=run.cfg.data.eval_batch_size,
+            precision=cfg.precision,
+            loss_fn=run.loss_fn,
+        )
+        improved = metrics["miou"] > state.best_miou
+        state.best_miou = max(state.best_miou, metrics["miou"])
+        if run.ctx.is_main:
+            run.log.write(
+                {
+                    "step": state.step,
+                    "epoch": state.epoch,
+                    "val_loss": round(metrics["loss"], 5),
+                    **{
+                        f"val_{k}": round(metrics[k], 5)
+                        for k in ("miou", "pixel_acc", "mean_acc", "fwiou")
+                    },
+                }
+            )
+            console.print(
+                f"step {state.step}/{cfg.steps} val: {format_summary(metrics)}", highlight=False
+            )
+            if improved:
+                save_checkpoint(_checkpoint(run, metrics), run.run_dir / "best.pt")
+            run.last_metrics = metrics
+        _save_last(run, state, run.last_metrics)
+    elif state.step % cfg.checkpoint_every == 0:
+        _save_last(run, state, run.last_metrics)
+
+
+def _checkpoint(run: Run, metrics=None, train_state=None) -> dict:
+    return make_checkpoint(
+        run.net,
+        run.info,
+        NORMALIZATION,
+        config_to_dict(run.cfg),
+        run.cfg.data.scale,
+        metrics=metrics,
+        train_state=train_state,
+    )
+
+
+def _save_last(run: Run, state: TrainState, metrics=None) -> None:
+    if not run.ctx.is_main:
+        return
+    train_state = {
+        **asdict(state),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
+    save_checkpoint(_checkpoint(run, metrics, train_state), run.run_dir / "last.pt")
+
+
+def _restore(run: Run) -> TrainState:
+    path = run.run_dir / "last.pt"
+    if not path.is_file():
+        raise FcnlabError(f"cannot resume: {path} does not exist; start without --resume.")
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.get("train_state")
+    if not saved:
+        raise FcnlabError(f"cannot resume from {path}: it holds no training state.")
+    load_weights(run.net, checkpoint["state_dict"], str(path))
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scaler.load_state_dict(saved["scaler"])
+    if run.ctx.rank == 0:
+        torch.set_rng_state(saved["rng"])
+    fields = TrainState.__dataclass_fields__
+    return TrainState(**{k: saved[k] for k in fields})
+
+
+def _claim(run_dir: Path, resume: bool, is_main: bool) -> None:
+    if not resume and (run_dir / "last.pt").exists():
+        raise FcnlabError(
+            f"{run_dir} already holds a run; continue it with --resume or choose another "
+            "folder with --out."
+        )
+    if is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FcnlabError(f"cannot create run folder {run_dir}: {err.strerror}.") from err
+
+
+def _announce(run: Run) -> None:
+    data, train = run.cfg.data, run.cfg.train
+    effective = data.batch_size * run.ctx.world_size * train.grad_accum
+    console.print(
+        f"[bold]{run.cfg.experiment}[/]: {run.cfg.model.name} on {data.name} "
+        f"({len(run.train_set)} train / {len(run.val_set)} val images, "
+        f"{run.info.num_classes} classes) -> {run.run_dir}\n"
+        f"batch {data.batch_size} x {run.ctx.world_size} processes x {train.grad_accum} "
+        f"accumulation = {effective} images per step; lr {train.lr} ({train.optimizer}), "
+        f"{train.steps} steps, {train.precision} on {run.ctx.device}",
+        highlight=False,
+    )
+
+
+@contextmanager
+def _progress(run: Run, state: TrainState):
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not run.ctx.is_main or not console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("train", total=run.cfg.train.steps, completed=state.step, loss="-")
+        yield progress, task
+
+
+def _finish(run: Run, state: TrainState) -> None:
+    metrics = run.last_metrics
+    if metrics is not None:
+        payload = {
+            **metrics,
+            "checkpoint": str(run.run_dir / "last.pt"),
+            "split": run.cfg.data.val_split,
+            "best_miou": state.best_miou,
+        }
+        (run.run_dir / "eval.json").write_text(json.dumps(payload, indent=1))
+        console.print(format_metrics(metrics))
+    if run.cfg.train.report_samples > 0:
+        samples = sample_predictions(
+            run.net, run.val_set, run.cfg.train.report_samples, run.ctx.device, run.cfg.data.scale
+        )
+        save_samples(run.run_dir, *samples, run.info.palette, run.info.ignore_index)
+    if run.log is not None:
+        run.log.close()
+    console.print(f"report: {write_report(run.run_dir)}")
