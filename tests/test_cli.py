@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import torch
 from typer.testing import CliRunner
 
 from fcnlab.cli import app
@@ -61,3 +64,58 @@ def test_diagram_format_is_checked(tmp_path):
     )
     assert result.exit_code == 2
     assert "use .dot, .mmd or .md" in result.output
+
+
+TINY = [
+    "--set", "data.options={length: 4, size: [32, 40]}",
+    "--set", "data.crop_size=[32, 40]",
+    "--set", "data.batch_size=2",
+    "--set", "train.steps=2",
+    "--set", "train.report_samples=1",
+]
+
+
+def test_train_eval_report_round_trip(tmp_path):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", *TINY, "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "best.pt").is_file() and (run_dir / "report.html").is_file()
+    assert "images per step" in result.output
+
+    out_json = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["eval", str(run_dir / "best.pt"), "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out_json.read_text())
+    assert 0 <= metrics["miou"] <= 1 and metrics["split"] == "val"
+    assert "mIoU" in result.output
+
+    (run_dir / "report.html").unlink()
+    result = runner.invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0 and (run_dir / "report.html").is_file()
+
+    again = runner.invoke(app, ["train", *TINY, "--out", str(run_dir), "--resume",
+                                "--set", "train.steps=3"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+
+def test_train_and_eval_errors(tmp_path):
+    cases = [
+        (["train", "--set", "train.lrr=1"], "unknown config key 'train.lrr'"),
+        (["train", "--set", "train.steps=x"], "must be int"),
+        (["train", str(tmp_path / "none.yaml")], "does not exist"),
+        (["train", "--set", "data.name=camvid", "--set", f"data.root={tmp_path / 'no'}",
+          "--out", str(tmp_path / "r")], "does not exist"),
+        (["eval", str(tmp_path / "none.pt")], "checkpoint"),
+        (["report", str(tmp_path / "none")], "does not exist"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+    not_a_checkpoint = tmp_path / "weights.pt"
+    torch.save({"a": torch.zeros(1)}, not_a_checkpoint)
+    result = runner.invoke(app, ["eval", str(not_a_checkpoint)])
+    assert result.exit_code == 2 and "is not an fcnlab checkpoint" in result.output

@@ -47,14 +47,14 @@ class DataConfig:
     color_jitter: float = 0.0
     batch_size: int = 8
     eval_batch_size: int = 1
-    workers: int = 2
+    workers: int = 0  # loader processes; 0 loads in the training process
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000  # optimizer steps
-    optimizer: str = "sgd"  # sgd or adamw
-    lr: float = 0.01
+    steps: int = 150  # optimizer steps
+    optimizer: str = "adamw"  # sgd or adamw
+    lr: float = 0.002
     backbone_lr_mult: float = 1.0  # e.g. 0.1 for a pretrained backbone
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -69,9 +69,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # auto, cpu or cuda
-    val_every: int = 200
-    log_every: int = 20
-    checkpoint_every: int = 200
+    val_every: int = 50
+    log_every: int = 10
+    checkpoint_every: int = 50
     log_format: str = "jsonl"  # jsonl or csv
     tensorboard: bool = False
     report_samples: int = 4
@@ -79,6 +79,8 @@ class TrainConfig:
 
 @dataclass
 class ExperimentConfig:
+    """Defaults = configs/quickstart.yaml, so ``fcnlab train`` alone runs the quickstart."""
+
     experiment: str = "quickstart"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcnlab.data import DATASETS, CamVidDataset, SyntheticShapes, build_dataset
+from fcnlab.data import DATASETS, CamVidDataset, SyntheticShapes, build_dataset, train_transforms
 from fcnlab.errors import FcnlabError
 
 
@@ -55,3 +55,12 @@ def test_getitem_applies_the_transform_and_returns_int64_hxw(tmp_path, files):
     assert mask.dtype == torch.int64 and mask.shape == (6, 8)
     assert (mask.numpy() == files.grid(labels=(1, 11))).all()
     assert (image.numpy() == np.array(dataset.load(0)[0]).transpose(2, 0, 1)[..., ::-1]).all()
+
+
+def test_masks_widen_when_the_ignore_index_does_not_fit_uint8(tmp_path, files):
+    (tmp_path / "classes.yaml").write_text("names: [bg, fg]\nignore_index: 1000\n")
+    files.image(tmp_path / "images" / "a.png")
+    files.mask(tmp_path / "masks" / "a.png", np.ones((6, 8)))
+    transform = train_transforms((10, 8), scale_range=(1.0, 1.0), ignore_index=1000)
+    _, mask = build_dataset("folder", tmp_path, "all", transform)[0]
+    assert set(mask.unique().tolist()) == {1, 1000}  # padding rows hold 1000, not 1000 % 256

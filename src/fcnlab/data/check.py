@@ -59,7 +59,7 @@ def check_dataset(name: str, root: str | Path | None, split: str, **options: obj
     """Load every sample of a split and report everything wrong with it."""
     from fcnlab.data import build_dataset  # the factory imports this module
 
-    dataset = build_dataset(name, root, split, skip_missing=True, **options)
+    dataset = build_dataset(name, root, split, **{**options, "skip_missing": True})
     num_classes = dataset.info.num_classes
     histogram = np.zeros(num_classes + 1, dtype=np.int64)
     sizes: Counter[tuple[int, int]] = Counter()

@@ -53,8 +53,8 @@ def make_checkpoint(
         "config": config,
         "versions": {
             "fcnlab": __version__,
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
+            "torch": str(torch.__version__),
+            "torchvision": str(torchvision.__version__),
             "python": platform.python_version(),
         },
         "metrics": metrics or {},

@@ -75,7 +75,10 @@ class SegmentationDataset(Dataset):
         return self.load(index)[1]
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image, mask = to_tv_tensors(*self.load(index))
+        image, mask = self.load(index)
+        if mask.dtype == np.uint8 and not 0 <= self.info.ignore_index <= 255:
+            mask = mask.astype(np.int64)  # so crop padding can hold the ignore value
+        image, mask = to_tv_tensors(image, mask)
         if self.transform is not None:
             image, mask = self.transform(image, mask)
         return image, as_label_tensor(mask)
