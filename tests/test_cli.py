@@ -67,11 +67,16 @@ def test_diagram_format_is_checked(tmp_path):
 
 
 TINY = [
-    "--set", "data.options={length: 4, size: [32, 40]}",
-    "--set", "data.crop_size=[32, 40]",
-    "--set", "data.batch_size=2",
-    "--set", "train.steps=2",
-    "--set", "train.report_samples=1",
+    "--set",
+    "data.options={length: 4, size: [32, 40]}",
+    "--set",
+    "data.crop_size=[32, 40]",
+    "--set",
+    "data.batch_size=2",
+    "--set",
+    "train.steps=2",
+    "--set",
+    "train.report_samples=1",
 ]
 
 
@@ -93,8 +98,9 @@ def test_train_eval_report_round_trip(tmp_path):
     result = runner.invoke(app, ["report", str(run_dir)])
     assert result.exit_code == 0 and (run_dir / "report.html").is_file()
 
-    again = runner.invoke(app, ["train", *TINY, "--out", str(run_dir), "--resume",
-                                "--set", "train.steps=3"])
+    again = runner.invoke(
+        app, ["train", *TINY, "--out", str(run_dir), "--resume", "--set", "train.steps=3"]
+    )
     assert again.exit_code == 0, again.output
     assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
 
@@ -104,8 +110,18 @@ def test_train_and_eval_errors(tmp_path):
         (["train", "--set", "train.lrr=1"], "unknown config key 'train.lrr'"),
         (["train", "--set", "train.steps=x"], "must be int"),
         (["train", str(tmp_path / "none.yaml")], "does not exist"),
-        (["train", "--set", "data.name=camvid", "--set", f"data.root={tmp_path / 'no'}",
-          "--out", str(tmp_path / "r")], "does not exist"),
+        (
+            [
+                "train",
+                "--set",
+                "data.name=camvid",
+                "--set",
+                f"data.root={tmp_path / 'no'}",
+                "--out",
+                str(tmp_path / "r"),
+            ],
+            "does not exist",
+        ),
         (["eval", str(tmp_path / "none.pt")], "checkpoint"),
         (["report", str(tmp_path / "none")], "does not exist"),
     ]
@@ -119,3 +135,27 @@ def test_train_and_eval_errors(tmp_path):
     torch.save({"a": torch.zeros(1)}, not_a_checkpoint)
     result = runner.invoke(app, ["eval", str(not_a_checkpoint)])
     assert result.exit_code == 2 and "is not an fcnlab checkpoint" in result.output
+
+
+def test_data_check_reports_every_bad_pair(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "mine"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.yaml").write_text("names: [background, thing]\n")
+    for stem, mask_size in (("good", (8, 6)), ("bad", (5, 5))):
+        Image.new("RGB", (8, 6)).save(root / "images" / f"{stem}.png")
+        Image.new("L", mask_size).save(root / "masks" / f"{stem}.png")
+    result = runner.invoke(
+        app, ["data", "check", "--data", "folder", "--root", str(root), "--split", "all"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "samples: 2" in result.output and "problems: 1" in result.output
+    assert "bad" in result.output
+
+    result = runner.invoke(
+        app, ["data", "check", "--data", "synthetic", "--split", "val", "--option", "length=3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "samples: 3" in result.output and "all good" in result.output

@@ -37,8 +37,14 @@ def test_round_trip_through_yaml(tmp_path):
 def test_overrides_parse_values_as_yaml():
     cfg = apply_overrides(
         ExperimentConfig(),
-        ["train.steps=50", "model.output_stride=8", "train.class_weights=median_frequency",
-         "data.options.length=12", "train.grad_clip=null", "train.lr=1"],
+        [
+            "train.steps=50",
+            "model.output_stride=8",
+            "train.class_weights=median_frequency",
+            "data.options.length=12",
+            "train.grad_clip=null",
+            "train.lr=1",
+        ],
     )
     assert cfg.train.steps == 50 and cfg.model.output_stride == 8
     assert cfg.train.class_weights == "median_frequency"

@@ -179,5 +179,36 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
     console.print(f"report: {write_report(run_dir)}")
 
 
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    data: Annotated[str, typer.Option(help="voc, camvid, folder or synthetic.")],
+    root: Annotated[Path | None, typer.Option(help="Dataset folder.")] = None,
+    split: Annotated[str, typer.Option(help="Split to check.")] = "train",
+    option: Annotated[
+        list[str] | None, typer.Option(help="Dataset option key=value (repeatable).")
+    ] = None,
+) -> None:
+    """Verify a dataset before training: pairs, sizes, label values, class histogram."""
+    import yaml
+
+    from fcnlab.data import check_dataset, format_report
+
+    options = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise FcnlabError(f"option {item!r} must look like key=value.")
+        options[key] = yaml.safe_load(value)
+    report = check_dataset(data, root, split, **options)
+    console.print(format_report(report, report.info), highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

@@ -93,13 +93,18 @@ def test_refuses_to_overwrite_a_run_and_resume_needs_one(tmp_path):
     train(cfg, tmp_path / "run")
     with pytest.raises(FcnlabError, match="already holds a run; continue it with --resume"):
         train(cfg, tmp_path / "run")
-    with pytest.raises(FcnlabError, match="cannot resume: .* does not exist"):
+    with pytest.raises(FcnlabError, match=r"cannot resume: .* does not exist"):
         train(cfg, tmp_path / "other", resume=True)
 
 
 def test_gradient_accumulation_and_class_weights(tmp_path):
-    cfg = tiny_config("train.steps=2", "train.grad_accum=2", "train.class_weights=[1, 2, 2, 2]",
-                      "train.precision=bf16", "model.aux=true")
+    cfg = tiny_config(
+        "train.steps=2",
+        "train.grad_accum=2",
+        "train.class_weights=[1, 2, 2, 2]",
+        "train.precision=bf16",
+        "model.aux=true",
+    )
     run_dir = train(cfg, tmp_path / "run")
     state = load_checkpoint(run_dir / "last.pt")["train_state"]
     assert state["step"] == 2 and state["batch_in_epoch"] == 4  # 2 steps x 2 batches

@@ -29,6 +29,7 @@ class DataReport:
     sizes: dict[tuple[int, int], int]
     class_histogram: np.ndarray
     problems: list[str] = field(default_factory=list)
+    info: DatasetInfo | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,7 +73,9 @@ def check_dataset(name: str, root: str | Path | None, split: str, **options: obj
             continue
         sizes[(int(mask.shape[0]), int(mask.shape[1]))] += 1
         histogram += mask_histogram(mask, num_classes)
-    return DataReport(len(dataset) + len(dataset.missing), dict(sizes), histogram, problems)
+    return DataReport(
+        len(dataset) + len(dataset.missing), dict(sizes), histogram, problems, dataset.info
+    )
 
 
 def format_report(report: DataReport, info: DatasetInfo) -> str:

@@ -83,8 +83,11 @@ class Run:
     log: MetricsLog | None
     last_metrics: dict | None = None  # the latest validation
 
-    def loader(self, skip_samples: int) -> DataLoader:
+    def loader(self, epoch: int, skip_samples: int) -> DataLoader:
         data = self.cfg.data
+        # Its own generator: creating an iterator must not draw from the global RNG, or a
+        # resumed run would see different dropout masks than an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.cfg.train.seed * 10007 + epoch)
         return DataLoader(
             self.train_set,
             batch_size=data.batch_size,
@@ -93,6 +96,7 @@ class Run:
             pin_memory=self.ctx.device.type == "cuda",
             drop_last=True,
             persistent_workers=False,
+            generator=generator,
         )
 
 

@@ -78,7 +78,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
             run.sampler.set_epoch(state.epoch)
             run.train_set.epoch = state.epoch
             skip = state.batch_in_epoch * run.cfg.data.batch_size
-            for images, masks in run.loader(skip):
+            for images, masks in run.loader(state.epoch, skip):
                 images = images.to(ctx.device, non_blocking=True)
                 masks = masks.to(ctx.device, non_blocking=True)
                 if cfg.channels_last:
