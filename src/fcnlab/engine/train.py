@@ -38,6 +38,7 @@ class TrainState:
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of this epoch already consumed
     best_miou: float = -1.0
+    elapsed_s: float = 0.0  # training wall time, across resumes
 
 
 def run_dir_for(cfg: ExperimentConfig, out: Path | None) -> Path:
@@ -72,6 +73,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
     cfg, ctx = run.cfg.train, run.ctx
     accum, micro = cfg.grad_accum, 0
     losses, seen, tick = [], 0, time.perf_counter()
+    started, elapsed_before = time.perf_counter(), state.elapsed_s
     run.model.train()
     with _progress(run, state) as (progress, task):
         while state.step < cfg.steps:
@@ -98,6 +100,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                     continue
                 micro = 0
                 _optimizer_step(run, state)
+                state.elapsed_s = elapsed_before + time.perf_counter() - started
                 progress.update(task, advance=1, loss=f"{losses[-1].item():.3f}")
                 if state.step % cfg.log_every == 0 or state.step == cfg.steps:
                     rate = seen * ctx.world_size / (time.perf_counter() - tick)
@@ -136,7 +139,7 @@ def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> None:
         "step": state.step,
         "epoch": state.epoch,
         "train_loss": round(loss, 5),
-        "lr": run.optimizer.param_groups[0]["lr"],
+        "lr": poly_lr(state.step - 1, run.cfg.train),
         "images_per_s": round(rate, 2),
     }
     if run.log is not None:
