@@ -56,7 +56,7 @@ def test_truncated_and_missing_files(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(fcnlab.FcnlabError, match="truncated or not a PyTorch state dict"):
+    with pytest.raises(fcnlab.FcnlabError, match="truncated or not a PyTorch file"):
         fcnlab.create_model("fcn8s_resnet18", 3, backbone_weights=truncated)
     with pytest.raises(fcnlab.FcnlabError, match="does not exist"):
         fcnlab.create_model("fcn8s_resnet18", 3, backbone_weights=tmp_path / "nope.pth")

@@ -27,6 +27,7 @@ from fcnlab import __version__
 from fcnlab.data.classes import DatasetInfo
 from fcnlab.errors import FcnlabError
 from fcnlab.models import Segmenter, create_model
+from fcnlab.serialization import read_torch_file
 
 FORMAT_VERSION = 1
 
@@ -81,15 +82,7 @@ def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read an fcnlab checkpoint, with one clear sentence for every way it can be wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise FcnlabError(f"checkpoint {path} does not exist.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FcnlabError(
-            f"could not read checkpoint {path}: it is truncated or not a PyTorch file "
-            f"({type(err).__name__})."
-        ) from err
+    checkpoint = read_torch_file(path, "checkpoint")
     if not isinstance(checkpoint, dict) or "fcnlab" not in checkpoint:
         raise FcnlabError(
             f"{path} is not an fcnlab checkpoint (no 'fcnlab' key); for plain state dicts "

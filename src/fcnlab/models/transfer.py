@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fcnlab.errors import FcnlabError
+from fcnlab.serialization import read_torch_file
 
 
 @dataclass
@@ -65,16 +66,7 @@ def _source_state(source) -> dict[str, torch.Tensor]:
     if isinstance(source, nn.Module):
         return source.state_dict()
     if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise FcnlabError(f"init_from: {path} does not exist.")
-        try:
-            source = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise FcnlabError(
-                f"init_from: could not read {path} ({type(err).__name__}); "
-                "it must be an fcnlab checkpoint or a state dict."
-            ) from err
+        source = read_torch_file(Path(source), "init_from source")
     if isinstance(source, Mapping) and isinstance(source.get("state_dict"), Mapping):
         source = source["state_dict"]  # an fcnlab checkpoint
     if not isinstance(source, Mapping) or not all(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torchvision
 from torch import nn
 
-from .base import Backbone, FeatureInfo, classifier_weights
+from .base import Backbone, FeatureInfo, classifier_weights, run_with_taps
 from .weights import WeightsArg, load_backbone_weights
 
 
@@ -34,12 +34,7 @@ class AlexNetBackbone(Backbone):
         ]
 
     def forward(self, x):
-        out = {}
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._taps:
-                out[self._taps[i]] = x
-        return out
+        return run_with_taps(self.features, x, self._taps)
 
 
 def build_alexnet(name: str, weights: WeightsArg, output_stride: int) -> AlexNetBackbone:

@@ -107,3 +107,13 @@ def classifier_weights(linear6: nn.Linear, linear7: nn.Linear) -> dict[str, torc
         "fc7.weight": linear7.weight.detach().clone(),
         "fc7.bias": linear7.bias.detach().clone(),
     }
+
+
+def run_with_taps(layers: nn.Sequential, x: torch.Tensor, taps: dict[int, str]):
+    """Run ``layers`` in order and return the outputs of the layers listed in ``taps``."""
+    out = {}
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i in taps:
+            out[taps[i]] = x
+    return out

@@ -11,7 +11,7 @@ from torch import nn
 
 from fcnlab.errors import FcnlabError
 
-from .base import Backbone, FeatureInfo, dilate_units
+from .base import Backbone, FeatureInfo, dilate_units, run_with_taps
 from .weights import WeightsArg, load_backbone_weights
 
 # Index of the last block of each stage in torchvision's ``features``.
@@ -29,12 +29,7 @@ class MobileNetV2Backbone(Backbone):
         ]
 
     def forward(self, x):
-        out = {}
-        for i, block in enumerate(self.features):
-            x = block(x)
-            if i in _TAPS:
-                out[_TAPS[i]] = x
-        return out
+        return run_with_taps(self.features, x, _TAPS)
 
 
 def _out_channels(block: nn.Module) -> int:

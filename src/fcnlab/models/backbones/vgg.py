@@ -6,7 +6,7 @@ import torchvision
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from .base import Backbone, FeatureInfo, classifier_weights, dilate_units
+from .base import Backbone, FeatureInfo, classifier_weights, dilate_units, run_with_taps
 from .weights import WeightsArg, load_backbone_weights
 
 _CONFIG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
@@ -32,12 +32,7 @@ class VGGBackbone(Backbone):
         ]
 
     def forward(self, x):
-        out = {}
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._taps:
-                out[self._taps[i]] = x
-        return out
+        return run_with_taps(self.features, x, self._taps)
 
 
 def _width_before(features: nn.Sequential, index: int) -> int:

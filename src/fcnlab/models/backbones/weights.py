@@ -17,6 +17,7 @@ import torchvision
 from torch import nn
 
 from fcnlab.errors import FcnlabError
+from fcnlab.serialization import read_torch_file
 
 WeightsArg = str | Path | None
 
@@ -66,15 +67,7 @@ def _download(arch: str) -> dict[str, torch.Tensor]:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict file written by ``torch.save``, with a clear error for bad files."""
-    if not path.is_file():
-        raise FcnlabError(f"weights file {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise FcnlabError(
-            f"could not read weights file {path}: it is truncated or not a PyTorch state dict "
-            f"({type(err).__name__})."
-        ) from err
+    state = read_torch_file(path, "weights file")
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
