@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +21,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcnlab.config import ExperimentConfig, apply_overrides
 from fcnlab.data.datasets.synthetic import SyntheticShapes
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from fcnlab.engine.distributed import Context
@@ -34,7 +34,7 @@ SIZE = (32, 40)
 STEPS = 4
 TRAIN_ARGS = [
     "--set",
-    "model.name=deeplabv3plus_mobilenet_v2",  # BatchNorm (-> SyncBN) and Dropout
+    "model.name=deeplabv3plus_mobilenet_v2",  # BatchNorm and Dropout
     "--set",
     f"data.options={{length: {IMAGES}, size: [{SIZE[0]}, {SIZE[1]}]}}",
     "--set",
@@ -109,8 +109,9 @@ if code == 0 and "FCNLAB_TEST_DUMP" in os.environ:
 sys.exit(code)
 '''
 
-# One DDP step of the production wrapping (setup.prepare) on fixed tensors, each rank its half.
-GRADIENT_SCRIPT = '''
+# One DDP backward through the production wrapping (setup.prepare) on fixed tensors, each rank
+# its half of the batch, BatchNorm in eval mode: CPU DDP has no SyncBatchNorm (CUDA-only).
+GRADIENT_SCRIPT = """
 import sys
 from pathlib import Path
 
@@ -128,17 +129,14 @@ try:
     images, masks = torch.load(out / "batch.pt")
     half = len(images) // ctx.world_size
     mine = slice(ctx.rank * half, (ctx.rank + 1) * half)
-    run.model.train()
+    run.model.eval()
     loss = run.loss_fn(run.model(images[mine]), masks[mine])
     loss.backward()
     grads = {n: p.grad.clone() for n, p in run.net.named_parameters()}
-    torch.save(
-        {"initial": initial, "after": run.net.state_dict(), "grads": grads},
-        out / f"rank{ctx.rank}.pt",
-    )
+    torch.save({"initial": initial, "grads": grads}, out / f"rank{ctx.rank}.pt")
 finally:
     distributed.teardown()
-'''
+"""
 
 
 def free_port() -> int:
@@ -175,10 +173,11 @@ def succeeded(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0
 
 
-def train_2_processes(tmp: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
+def train_2_processes(tmp: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``fcnlab train TRAIN_ARGS --out OUT`` on 2 processes, through the test wrapper."""
     script = tmp / "train_wrapper.py"
     script.write_text(TRAIN_WRAPPER)
-    return torchrun([str(script), "train", *TRAIN_ARGS, "--out", str(out), *extra], tmp, env)
+    return torchrun([str(script), "train", *TRAIN_ARGS, "--out", str(out)], tmp, env)
 
 
 @pytest.fixture(scope="module")
@@ -191,13 +190,13 @@ def ddp_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 
 
 def test_two_processes_train_to_identical_weights(ddp_run):
-    tmp, result = ddp_run
+    tmp, _ = ddp_run
     rank0 = torch.load(tmp / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp / "rank1.pt", weights_only=True)
     assert rank0.keys() == rank1.keys()
     for key, value in rank0.items():
         assert torch.equal(value, rank1[key]), key
-    # BatchNorm statistics moved (SyncBN trained), so equality is not trivially "untouched".
+    # BatchNorm statistics moved at every step (rank 0's, broadcast by DDP on each forward).
     assert any(k.endswith("num_batches_tracked") and v.item() == STEPS for k, v in rank0.items())
 
     checkpoint = load_checkpoint(tmp / "run" / "last.pt")
@@ -214,8 +213,11 @@ def test_rank_0_alone_logs_and_reports(ddp_run):
     tmp, result = ddp_run
     output = result.stdout + result.stderr
     assert output.count("batch 2 x 2 processes x 1 accumulation = 4 images per step") == 1
-    assert output.count("run folder:") == 2  # the CLI's last line, printed by each process
-    records = [json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "BatchNorm per process (SyncBatchNorm needs CUDA)" in output
+    assert output.count(f"step {STEPS}/{STEPS} val:") == 1
+    records = [
+        json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in records if "train_loss" in r] == list(range(1, STEPS + 1))
     assert [r["step"] for r in records if "val_miou" in r] == [2, 4]
     assert (tmp / "run" / "eval.json").is_file() and (tmp / "run" / "report.html").is_file()
@@ -225,10 +227,9 @@ def test_distributed_evaluation_matches_one_process(ddp_run, tmp_path):
     tmp, _ = ddp_run
     checkpoint = tmp / "run" / "last.pt"
     one, two = tmp_path / "one.json", tmp_path / "two.json"
-    single = python([sys.executable, "-m", "fcnlab", "eval", str(checkpoint), "--json", str(one)],
-                    tmp_path)  # fmt: skip
-    assert succeeded(single)
-    assert succeeded(torchrun(["-m", "fcnlab", "eval", str(checkpoint), "--json", str(two)], tmp_path))
+    eval_args = ["-m", "fcnlab", "eval", str(checkpoint), "--json"]
+    assert succeeded(python([sys.executable, *eval_args, str(one)], tmp_path))
+    assert succeeded(torchrun([*eval_args, str(two)], tmp_path))
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     # Every validation pixel counted exactly once: 5 + 4 images, none padded or repeated.
     assert sum(map(sum, b["confusion"])) == IMAGES * SIZE[0] * SIZE[1]
@@ -250,11 +251,10 @@ def test_evaluation_shards_cover_each_image_once(length, world_size):
 
 
 def test_two_processes_give_the_gradient_of_one_double_batch(tmp_path):
-    # fcn8s_mobilenet_v2 has BatchNorm (SyncBN under DDP) and no Dropout, so 2 x batch 2
-    # must equal 1 x batch 4: same gradient, same running statistics.
+    # fcn8s_resnet18 has no Dropout; with BatchNorm in eval mode nothing couples the samples
+    # of a batch, so 2 processes x batch 2 must give the gradient of 1 process x batch 4.
     overrides = [
-        "model.name=fcn8s_mobilenet_v2",
-        "model.width_mult=0.5",
+        "model.name=fcn8s_resnet18",
         f"data.options={{length: 4, size: [{SIZE[0]}, {SIZE[1]}]}}",
         "train.device=cpu",
     ]
@@ -267,23 +267,23 @@ def test_two_processes_give_the_gradient_of_one_double_batch(tmp_path):
     assert succeeded(torchrun([str(script), str(tmp_path), *overrides], tmp_path))
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
 
-    cfg = apply_overrides(ExperimentConfig(), overrides)
-    model = create_model(cfg.model.name, 4, width_mult=cfg.model.width_mult)
-    model.load_state_dict(rank0["initial"])
-    loss_fn = SegmentationLoss(255, None, cfg.train.aux_weight)
-    loss_fn(model.train()(images), masks).backward()
-    for name, param in model.named_parameters():
-        assert torch.equal(rank0["grads"][name], rank1["grads"][name]), name
-        torch.testing.assert_close(rank0["grads"][name], param.grad, rtol=1e-4, atol=1e-6)
-    for key, value in model.state_dict().items():
-        if "running_" in key:
-            torch.testing.assert_close(rank0["after"][key], value, rtol=1e-4, atol=1e-6)
+    def gradients(batch: slice) -> dict[str, torch.Tensor]:
+        model = create_model("fcn8s_resnet18", 4)
+        model.load_state_dict(rank0["initial"])
+        loss_fn = SegmentationLoss(255, None, aux_weight=0.4)
+        loss_fn(model.eval()(images[batch]), masks[batch]).backward()
+        return {name: p.grad for name, p in model.named_parameters()}
 
+    whole, half = gradients(slice(0, 4)), gradients(slice(0, 2))
+    assert rank0["grads"].keys() == whole.keys()
+    for name, grad in whole.items():
+        assert torch.equal(rank0["grads"][name], rank1["grads"][name]), name
+        atol = 1e-5 * grad.abs().max().item()
+        torch.testing.assert_close(rank0["grads"][name], grad, rtol=1e-4, atol=atol)
     # The comparison can fail: one process with only its own half gets another gradient.
-    model.load_state_dict(rank0["initial"])
-    model.zero_grad()
-    loss_fn(model(images[:2]), masks[:2]).backward()
-    assert not torch.allclose(rank0["grads"]["head.score_fr.weight"], model.head.score_fr.weight.grad)
+    ddp, one = rank0["grads"]["head.score_fr.weight"], whole["head.score_fr.weight"]
+    assert (half["head.score_fr.weight"] - one).norm() > 0.1 * one.norm()
+    assert (ddp - one).norm() < 1e-5 * one.norm()
 
 
 def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
@@ -292,16 +292,20 @@ def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-4000:]
     assert "RuntimeError: injected failure on rank 1" in output
-    assert "rank: 1" in output  # torchrun's summary names the failed rank
+    # torchrun's summary names rank 1 as the root cause; rank 0 was stopped, not left hanging.
+    assert re.search(r"Root Cause.*?rank\s*:\s*1 ", output, re.DOTALL), output[-3000:]
     assert not (tmp_path / "run" / "eval.json").exists()
-    assert time.perf_counter() - start < TIMEOUT_S
+    # Over in seconds: nothing waited for the process group's 600 s collective timeout.
+    assert time.perf_counter() - start < 120
 
 
 def test_resume_under_ddp_ends_where_an_uninterrupted_run_does(ddp_run, tmp_path):
     out = tmp_path / "run"
     stopped = train_2_processes(tmp_path, out, env={"FCNLAB_TEST_STOP_AFTER": "2"})
     assert succeeded(stopped)
-    assert load_checkpoint(out / "last.pt")["train_state"]["step"] == 2
+    saved = load_checkpoint(out / "last.pt")["train_state"]
+    assert saved["step"] == 2
+    assert len(saved["rng_per_rank"]) == 2  # rank 1's dropout RNG resumes too
     assert not (out / "eval.json").exists()
     # Resume through the real CLI: it reads the run's own config.yaml.
     resumed = torchrun(["-m", "fcnlab", "train", "--resume", "--out", str(out)], tmp_path)
@@ -313,4 +317,4 @@ def test_resume_under_ddp_ends_where_an_uninterrupted_run_does(ddp_run, tmp_path
         assert torch.equal(value, b["state_dict"][key]), key
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "train_loss" in r] == list(range(1, STEPS + 1))
-    model_from_checkpoint(b)
+    assert model_from_checkpoint(b).eval()(torch.randn(1, 3, *SIZE)).shape == (1, 4, *SIZE)

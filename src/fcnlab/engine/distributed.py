@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,24 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(value)
         value /= dist.get_world_size()
     return value
+
+
+def all_gather_object(value: object) -> list:
+    """Every rank's ``value`` in rank order (a collective); ``[value]`` without a group."""
+    if not dist.is_initialized():
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
+    """Give every process rank ``src``'s buffers (BatchNorm running statistics).
+
+    DDP broadcasts buffers at the start of each forward, but without SyncBatchNorm (CPU) every
+    rank then updates them from its own batch, so they differ after every step; evaluation
+    needs one set, the set rank 0 saves. A no-op without a process group.
+    """
+    if dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src)

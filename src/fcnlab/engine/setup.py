@@ -112,13 +112,7 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
     info = train_set.info
     net = _model(cfg, info, ctx)
     weights = _class_weights(cfg, train_set, ctx)
-    model: nn.Module = net
-    if ctx.distributed:
-        net_sync = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        model = DistributedDataParallel(
-            net_sync, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
-        )
-        net = net_sync
+    net, model = _distribute(net, ctx)
     sampler = DistributedSampler(
         train_set,
         num_replicas=ctx.world_size,
@@ -144,6 +138,21 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
         if ctx.is_main
         else None,
     )
+
+
+def _distribute(net: Segmenter, ctx: Context) -> tuple[Segmenter, nn.Module]:
+    """(net, what the loop calls): net itself on one process, else net wrapped in DDP.
+
+    On CUDA, BatchNorm becomes SyncBatchNorm (statistics over the global batch). PyTorch's
+    SyncBatchNorm is CUDA-only, so on CPU (gloo) each process normalises with its own batch
+    and DDP broadcasts rank 0's running statistics at every forward.
+    """
+    if not ctx.distributed:
+        return net, net
+    if ctx.device.type != "cuda":
+        return net, DistributedDataParallel(net)
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net, DistributedDataParallel(net, device_ids=[ctx.device.index])
 
 
 def _check_precision(cfg: ExperimentConfig, ctx: Context) -> None:

@@ -155,6 +155,7 @@ def _validate_and_save(run: Run, state: TrainState) -> None:
     cfg = run.cfg.train
     final = state.step >= cfg.steps
     if final or state.step % cfg.val_every == 0:
+        distributed.broadcast_buffers(run.net)  # every rank evaluates what rank 0 saves
         metrics = evaluate(
             run.net,
             run.val_set,
@@ -202,13 +203,16 @@ def _checkpoint(run: Run, metrics=None, train_state=None) -> dict:
 
 
 def _save_last(run: Run, state: TrainState, metrics=None) -> None:
+    # Every rank's RNG (its dropout masks), so a resumed DDP run continues exactly; collective.
+    rngs = distributed.all_gather_object(torch.get_rng_state())
     if not run.ctx.is_main:
         return
     train_state = {
         **asdict(state),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
-        "rng": torch.get_rng_state(),
+        "rng": rngs[0],
+        "rng_per_rank": rngs,
     }
     save_checkpoint(_checkpoint(run, metrics, train_state), run.run_dir / "last.pt")
 
@@ -224,8 +228,9 @@ def _restore(run: Run) -> TrainState:
     load_weights(run.net, checkpoint["state_dict"], str(path))
     run.optimizer.load_state_dict(saved["optimizer"])
     run.scaler.load_state_dict(saved["scaler"])
-    if run.ctx.rank == 0:
-        torch.set_rng_state(saved["rng"])
+    rngs = saved.get("rng_per_rank") or [saved["rng"]]
+    if run.ctx.rank < len(rngs):  # a rank the saved run did not have keeps its fresh seed
+        torch.set_rng_state(rngs[run.ctx.rank])
     fields = TrainState.__dataclass_fields__
     return TrainState(**{k: saved[k] for k in fields})
 
@@ -252,9 +257,17 @@ def _announce(run: Run) -> None:
         f"{run.info.num_classes} classes) -> {run.run_dir}\n"
         f"batch {data.batch_size} x {run.ctx.world_size} processes x {train.grad_accum} "
         f"accumulation = {effective} images per step; lr {train.lr} ({train.optimizer}), "
-        f"{train.steps} steps, {train.precision} on {run.ctx.device}",
+        f"{train.steps} steps, {train.precision} on {run.ctx.device}" + _batchnorm_note(run),
         highlight=False,
     )
+
+
+def _batchnorm_note(run: Run) -> str:
+    if not run.ctx.distributed:
+        return ""
+    if run.ctx.device.type == "cuda":
+        return "; BatchNorm synchronised across processes (SyncBatchNorm)"
+    return "; BatchNorm per process (SyncBatchNorm needs CUDA)"
 
 
 @contextmanager
