@@ -6,7 +6,7 @@
         runs/camvid_bench_fcn8s_vgg11_bn
 
 Reads each run folder's eval.json (val metrics of the final model at full resolution),
-config.yaml and metrics.jsonl (wall time) and writes one table with the references.
+config.yaml and last.pt (training wall time) and writes one table with the references.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from markdown import machine_line, table, write_section
+from benchdoc import machine_line, table, write_section
+from fcnlab.engine.checkpoint import load_checkpoint
 
 REFERENCES = [
     ["SegNet-Basic (SegNet paper, test split, GPU, to convergence)", "82.7", "62.0", "47.7", "-"],
@@ -30,8 +31,7 @@ REFERENCES = [
 def row(run_dir: Path) -> list[str]:
     metrics = json.loads((run_dir / "eval.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-    elapsed = max((r.get("elapsed_s", 0) for r in records), default=0)
+    elapsed = load_checkpoint(run_dir / "last.pt")["train_state"]["elapsed_s"]
     name = (f"fcnlab {cfg['model']['name']} (val, scale {cfg['data']['scale']}, "
             f"{cfg['train']['steps']} steps, {cfg['train']['precision']})")
     return [name, f"{100 * metrics['pixel_acc']:.1f}", f"{100 * metrics['mean_acc']:.1f}",

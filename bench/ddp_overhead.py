@@ -25,10 +25,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from benchdoc import machine_line, table, write_section
 from fcnlab.cli import parse_size
 from fcnlab.engine import distributed
 from fcnlab.models import create_model
-from markdown import machine_line, table, write_section
 
 DEFAULT_MODELS = "fcn8s_mobilenet_v2,deeplabv3plus_mobilenet_v2,fcn8s_resnet18,deeplabv3_resnet50"
 

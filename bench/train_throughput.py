@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from benchdoc import machine_line, table, write_section
 from fcnlab.config import ExperimentConfig, apply_overrides
 from fcnlab.data import CAMVID_INFO, build_dataset, train_transforms
 from fcnlab.engine.train import train
 from fcnlab.models import create_model
-from markdown import machine_line, table, write_section
 
 
 def settings(args) -> list[str]:

@@ -14,10 +14,10 @@ import time
 
 import torch
 
+from benchdoc import machine_line, table, write_section
 from fcnlab.cli import parse_size
 from fcnlab.models import create_model, list_models
 from fcnlab.models.summary import model_stats
-from markdown import machine_line, table, write_section
 
 
 def latency_ms(name: str, size: tuple[int, int], repeats: int) -> list[float]:

@@ -7,6 +7,7 @@ into one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,10 @@ def user_errors(command):
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -132,7 +137,8 @@ def train(
     if resume and saved.is_file():
         cfg = apply_overrides(load_config(saved), set_ or [])  # the run's own config
     run_dir = run_training(cfg, out, resume)
-    console.print(f"run folder: {run_dir}")
+    if _is_main_process():
+        console.print(f"run folder: {run_dir}")
 
 
 @app.command("eval")
@@ -163,8 +169,8 @@ def eval_(
         precision=precision,
         json_path=json_path,
     )
-    console.print(format_metrics(metrics))
-    if written is not None:
+    if written is not None:  # only the main process writes and prints under torchrun
+        console.print(format_metrics(metrics))
         console.print(f"metrics: {written}")
 
 

@@ -12,33 +12,24 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fcnlab.config import ExperimentConfig, config_to_dict, save_config
+from fcnlab.config import ExperimentConfig, save_config
 from fcnlab.engine import distributed
-from fcnlab.engine.checkpoint import load_checkpoint, load_weights, make_checkpoint, save_checkpoint
+from fcnlab.engine.checkpoint import save_checkpoint
 from fcnlab.engine.evaluate import autocast, evaluate, sample_predictions
 from fcnlab.engine.metrics import format_metrics, format_summary
 from fcnlab.engine.optim import poly_lr, set_lr
 from fcnlab.engine.report import save_samples, write_report
-from fcnlab.engine.setup import NORMALIZATION, Run, prepare
+from fcnlab.engine.runstate import TrainState, checkpoint_of, claim_run_dir, restore, save_last
+from fcnlab.engine.setup import Run, prepare
 from fcnlab.errors import FcnlabError
 
 console = Console()
-
-
-@dataclass
-class TrainState:
-    step: int = 0  # optimizer steps done
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of this epoch already consumed
-    best_miou: float = -1.0
-    elapsed_s: float = 0.0  # training wall time, across resumes
 
 
 def run_dir_for(cfg: ExperimentConfig, out: Path | None) -> Path:
@@ -55,9 +46,9 @@ def train(
     ctx = distributed.setup(cfg.train.device)
     try:
         run_dir = run_dir_for(cfg, out)
-        _claim(run_dir, resume, ctx.is_main)
+        claim_run_dir(run_dir, resume, ctx.is_main)
         run = prepare(cfg, ctx, run_dir)
-        state = _restore(run) if resume else TrainState()
+        state = restore(run) if resume else TrainState()
         if ctx.is_main:
             save_config(cfg, run_dir / "config.yaml")
             _announce(run)
@@ -110,7 +101,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 if state.step >= cfg.steps:
                     return True
                 if stop_after is not None and state.step >= stop_after:
-                    _save_last(run, state)
+                    save_last(run, state)
                     return False
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
     return True
@@ -141,6 +132,7 @@ def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> None:
         "train_loss": round(loss, 5),
         "lr": poly_lr(state.step - 1, run.cfg.train),
         "images_per_s": round(rate, 2),
+        "elapsed_s": round(state.elapsed_s, 1),
     }
     if run.log is not None:
         run.log.write(record)
@@ -183,69 +175,11 @@ def _validate_and_save(run: Run, state: TrainState) -> None:
                 f"step {state.step}/{cfg.steps} val: {format_summary(metrics)}", highlight=False
             )
             if improved:
-                save_checkpoint(_checkpoint(run, metrics), run.run_dir / "best.pt")
+                save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
             run.last_metrics = metrics
-        _save_last(run, state, run.last_metrics)
+        save_last(run, state, run.last_metrics)
     elif state.step % cfg.checkpoint_every == 0:
-        _save_last(run, state, run.last_metrics)
-
-
-def _checkpoint(run: Run, metrics=None, train_state=None) -> dict:
-    return make_checkpoint(
-        run.net,
-        run.info,
-        NORMALIZATION,
-        config_to_dict(run.cfg),
-        run.cfg.data.scale,
-        metrics=metrics,
-        train_state=train_state,
-    )
-
-
-def _save_last(run: Run, state: TrainState, metrics=None) -> None:
-    # Every rank's RNG (its dropout masks), so a resumed DDP run continues exactly; collective.
-    rngs = distributed.all_gather_object(torch.get_rng_state())
-    if not run.ctx.is_main:
-        return
-    train_state = {
-        **asdict(state),
-        "optimizer": run.optimizer.state_dict(),
-        "scaler": run.scaler.state_dict(),
-        "rng": rngs[0],
-        "rng_per_rank": rngs,
-    }
-    save_checkpoint(_checkpoint(run, metrics, train_state), run.run_dir / "last.pt")
-
-
-def _restore(run: Run) -> TrainState:
-    path = run.run_dir / "last.pt"
-    if not path.is_file():
-        raise FcnlabError(f"cannot resume: {path} does not exist; start without --resume.")
-    checkpoint = load_checkpoint(path)
-    saved = checkpoint.get("train_state")
-    if not saved:
-        raise FcnlabError(f"cannot resume from {path}: it holds no training state.")
-    load_weights(run.net, checkpoint["state_dict"], str(path))
-    run.optimizer.load_state_dict(saved["optimizer"])
-    run.scaler.load_state_dict(saved["scaler"])
-    rngs = saved.get("rng_per_rank") or [saved["rng"]]
-    if run.ctx.rank < len(rngs):  # a rank the saved run did not have keeps its fresh seed
-        torch.set_rng_state(rngs[run.ctx.rank])
-    fields = TrainState.__dataclass_fields__
-    return TrainState(**{k: saved[k] for k in fields})
-
-
-def _claim(run_dir: Path, resume: bool, is_main: bool) -> None:
-    if not resume and (run_dir / "last.pt").exists():
-        raise FcnlabError(
-            f"{run_dir} already holds a run; continue it with --resume or choose another "
-            "folder with --out."
-        )
-    if is_main:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise FcnlabError(f"cannot create run folder {run_dir}: {err.strerror}.") from err
+        save_last(run, state, run.last_metrics)
 
 
 def _announce(run: Run) -> None:

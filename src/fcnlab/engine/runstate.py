@@ -1,0 +1,86 @@
+"""A run's persistent state: the run folder, ``last.pt``/``best.pt`` and resuming.
+
+``last.pt`` holds, besides the model, everything the loop needs to continue exactly: the step,
+epoch and position in the epoch, the best mIoU so far, the optimizer and grad-scaler states
+and every rank's RNG state (its dropout masks). Writes are atomic (see ``checkpoint``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from fcnlab.config import config_to_dict
+from fcnlab.engine import distributed
+from fcnlab.engine.checkpoint import load_checkpoint, load_weights, make_checkpoint, save_checkpoint
+from fcnlab.engine.setup import NORMALIZATION, Run
+from fcnlab.errors import FcnlabError
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch already consumed
+    best_miou: float = -1.0
+    elapsed_s: float = 0.0  # training wall time, across resumes
+
+
+def checkpoint_of(run: Run, metrics=None, train_state=None) -> dict:
+    return make_checkpoint(
+        run.net,
+        run.info,
+        NORMALIZATION,
+        config_to_dict(run.cfg),
+        run.cfg.data.scale,
+        metrics=metrics,
+        train_state=train_state,
+    )
+
+
+def save_last(run: Run, state: TrainState, metrics=None) -> None:
+    # Every rank's RNG (its dropout masks), so a resumed DDP run continues exactly; collective.
+    rngs = distributed.all_gather_object(torch.get_rng_state())
+    if not run.ctx.is_main:
+        return
+    train_state = {
+        **asdict(state),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "rng": rngs[0],
+        "rng_per_rank": rngs,
+    }
+    save_checkpoint(checkpoint_of(run, metrics, train_state), run.run_dir / "last.pt")
+
+
+def restore(run: Run) -> TrainState:
+    path = run.run_dir / "last.pt"
+    if not path.is_file():
+        raise FcnlabError(f"cannot resume: {path} does not exist; start without --resume.")
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.get("train_state")
+    if not saved:
+        raise FcnlabError(f"cannot resume from {path}: it holds no training state.")
+    load_weights(run.net, checkpoint["state_dict"], str(path))
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scaler.load_state_dict(saved["scaler"])
+    rngs = saved.get("rng_per_rank") or [saved["rng"]]
+    if run.ctx.rank < len(rngs):  # a rank the saved run did not have keeps its fresh seed
+        torch.set_rng_state(rngs[run.ctx.rank])
+    fields = TrainState.__dataclass_fields__
+    return TrainState(**{k: saved[k] for k in fields})
+
+
+def claim_run_dir(run_dir: Path, resume: bool, is_main: bool) -> None:
+    if not resume and (run_dir / "last.pt").exists():
+        raise FcnlabError(
+            f"{run_dir} already holds a run; continue it with --resume or choose another "
+            "folder with --out."
+        )
+    if is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FcnlabError(f"cannot create run folder {run_dir}: {err.strerror}.") from err
