@@ -49,9 +49,9 @@ HISTORY = [
 @pytest.fixture
 def full_run(tmp_path: Path) -> Path:
     config = {
-        "model": {"name": "fcn8s_vgg16", "num_classes": 4},
+        "model": {"name": "fcn8s_vgg16"},
         "data": {"name": "synthetic"},
-        "train": {"max_steps": 30},
+        "train": {"steps": 30},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     write_history(tmp_path, HISTORY)

@@ -191,27 +191,20 @@ def _blocks(run: RunRecord, plots: dict[str, str]) -> list[Block]:
     return blocks
 
 
-def _lookup(config: dict | None, *paths: tuple[str, ...]) -> object | None:
-    """The first scalar found at one of ``paths``; the config schema may name things variously."""
-    for path in paths:
-        node: object = config
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, (str, int, float)) and not isinstance(node, bool):
-            return node
-    return None
+def _lookup(config: dict | None, section: str, key: str) -> object | None:
+    """``config[section][key]`` from the run's config.yaml, or None when absent."""
+    value = (config or {}).get(section, {})
+    return value.get(key) if isinstance(value, dict) else None
 
 
 def _facts(run: RunRecord) -> list[list[str]]:
     cfg, history = run.config, run.history
     facts = {
-        "model": _lookup(cfg, ("model", "name"), ("model", "arch"), ("model",), ("arch",)),
-        "dataset": _lookup(
-            cfg, ("data", "name"), ("data", "dataset"), ("dataset", "name"), ("dataset",)
-        ),
-        "classes": _lookup(cfg, ("model", "num_classes"), ("data", "num_classes")),
+        "model": _lookup(cfg, "model", "name"),
+        "dataset": _lookup(cfg, "data", "name"),
+        "classes": len(run.evaluation["per_class"]) if run.evaluation else None,
     }
-    planned = _lookup(cfg, ("train", "max_steps"), ("train", "steps"), ("train", "iters"))
+    planned = _lookup(cfg, "train", "steps")
     steps = [r["step"] for r in history if isinstance(r.get("step"), int)]
     if steps:
         facts["steps"] = f"{max(steps)}" + (f" of {planned}" if planned is not None else "")
