@@ -10,6 +10,7 @@ mIoU. At the end: ``eval.json``, sample predictions and the report.
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -92,10 +93,12 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 micro = 0
                 _optimizer_step(run, state)
                 state.elapsed_s = elapsed_before + time.perf_counter() - started
-                progress.update(task, advance=1, loss=f"{losses[-1].item():.3f}")
+                progress.update(task, advance=1)
                 if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                    # The only host sync for the loss: once per log interval, not per step.
                     rate = seen * ctx.world_size / (time.perf_counter() - tick)
-                    _log_train(run, state, losses, rate)
+                    loss = _log_train(run, state, losses, rate)
+                    progress.update(task, loss=f"{loss:.3f}")
                     losses, seen, tick = [], 0, time.perf_counter()
                 _validate_and_save(run, state)
                 if state.step >= cfg.steps:
@@ -119,9 +122,10 @@ def _optimizer_step(run: Run, state: TrainState) -> None:
     state.step += 1
 
 
-def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> None:
+def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> float:
+    """Log the mean loss since the last record (over all processes) and return it."""
     loss = distributed.all_reduce_mean(torch.stack(losses).float().mean()).item()
-    if not torch.isfinite(torch.tensor(loss)):
+    if not math.isfinite(loss):
         raise FcnlabError(
             f"the training loss became {loss} at step {state.step}; lower train.lr or use "
             "train.grad_clip (last.pt holds the last good checkpoint)."
@@ -141,6 +145,7 @@ def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> None:
                 f"step {state.step}: loss {loss:.4f}, lr {record['lr']:.2e}, {rate:.1f} images/s",
                 highlight=False,
             )
+    return loss
 
 
 def _validate_and_save(run: Run, state: TrainState) -> None:

@@ -37,6 +37,7 @@ class _Tracer(TorchFunctionMode):
     def __init__(self, graph: Graph) -> None:
         super().__init__()
         self.graph, self.producer, self.keep, self.inside = graph, {}, [], 0
+        self.current = -1  # the block node being traced (set when a block starts)
 
     def sources(self, values) -> list[int]:
         return [self.producer[id(t)] for t in _tensors(values) if id(t) in self.producer]
