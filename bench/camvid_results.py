@@ -62,7 +62,8 @@ def main() -> None:
             f"No pretrained weights are reachable here, so every network starts from random "
             f"weights. Configs: {configs}; each run: `fcnlab train configs/NAME.yaml --set "
             f"data.root=../shared/data/camvid`, then "
-            f"`python bench/camvid_results.py runs/NAME ...`. Metrics are the final model's, on the 101 val images at their full 360x480 size "
+            f"`python bench/camvid_results.py runs/NAME ...`. Metrics are the final model's, "
+            f"on the 101 val images at their full 360x480 size "
             f"(a model trained at scale 0.5 predicts at half size, logits upsampled). Wall time "
             f"includes validation. Machine: {machine_line()}.",
             table(["model", "global acc %", "class acc %", "mIoU %", "minutes"], rows),
