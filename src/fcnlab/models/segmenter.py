@@ -60,9 +60,15 @@ class Segmenter(nn.Module):
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         d = self.size_divisor
         pad_h, pad_w = -x.shape[-2] % d, -x.shape[-1] % d
-        if pad_h == 0 and pad_w == 0:
+        if pad_h == 0 and pad_w == 0 and not _tracing():
             return x
+        # While tracing (ONNX, TorchScript, torch.compile) the pad is always recorded, so the
+        # graph stays right for sizes that are not multiples of the stride.
         return F.pad(x, (0, pad_w, 0, pad_h))
+
+
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _to_size(logits: torch.Tensor, size: torch.Size) -> torch.Tensor:

@@ -1,0 +1,136 @@
+"""Commands for using trained models: predict, export, serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from fcnlab.cli.base import app, console, err_console, parse_size, user_errors
+from fcnlab.errors import FcnlabError
+
+PATH_HELP = (
+    "How to run a checkpoint: auto (fastest measured for this machine), eager, channels_last, "
+    "bf16, compile, compile-bf16, onnx, onnx-int8."
+)
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise FcnlabError(f"--device must be auto, cpu or cuda, not {device!r}.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FcnlabError("--device cuda was asked for but no CUDA GPU is visible.")
+    return device
+
+
+def _calibration_images(folder: Path | None, count: int) -> list:
+    """Up to ``count`` images from ``folder`` for int8 calibration (none without a folder)."""
+    if folder is None:
+        return []
+    from fcnlab.data.decode import read_image
+    from fcnlab.infer.files import gather_inputs
+
+    return [read_image(p) for p in gather_inputs([folder])[:count]]
+
+
+@app.command()
+@user_errors
+def predict(
+    model: Annotated[Path, typer.Argument(help="A checkpoint (.pt), .onnx or .ts file.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or globs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("predictions"),
+    overlay: Annotated[bool, typer.Option(help="Also write NAME.overlay.jpg.")] = False,
+    probs: Annotated[bool, typer.Option(help="Also write NAME.probs.npy (C x H x W).")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Also write NAME.json with class fractions.")
+    ] = False,
+    tta: Annotated[
+        str | None, typer.Option(help="Test-time augmentation: flip and/or scales=0.75,1,1.25.")
+    ] = None,
+    tile: Annotated[str | None, typer.Option(help="Sliding-window tile size HxW.")] = None,
+    overlap: Annotated[float, typer.Option(help="Tile overlap fraction.")] = 0.25,
+    batch: Annotated[int, typer.Option(help="Images per batch (same-size images).")] = 1,
+    path: Annotated[str, typer.Option(help=PATH_HELP)] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    calibration: Annotated[
+        Path | None, typer.Option(help="Folder of sample images for --path onnx-int8.")
+    ] = None,
+) -> None:
+    """Segment images at their own size; DIR/x.png holds the mask of a/b/x.jpg."""
+    from fcnlab.infer import Predictor, parse_tta
+    from fcnlab.infer.files import Outputs, gather_inputs, predict_files, prepare_out
+
+    paths = gather_inputs(inputs)
+    prepare_out(out)
+    predictor = Predictor.load(
+        model,
+        path=path,
+        device=_device(device),
+        tta=parse_tta(tta),
+        tile=parse_size(tile) if tile else None,
+        overlap=overlap,
+        calibration=_calibration_images(calibration, 32),
+    )
+    want = Outputs(overlay=overlay, probs=probs, json=json_out)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(f"predict ({predictor.path})", total=len(paths))
+        summary = predict_files(predictor, paths, out, want, batch, lambda n: bar.advance(task, n))
+    for bad, reason in summary.failed:
+        err_console.print(f"[bold red]skipped[/] {bad}: {reason}", highlight=False)
+    done = len(paths) - len(summary.failed)
+    console.print(f"{done} of {len(paths)} images segmented into {out} ({predictor.path})")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by fcnlab train.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="onnx, onnx-int8 or torchscript.")
+    ] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: beside it).")] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="Folder of sample images (onnx-int8).")
+    ] = None,
+    calibration_count: Annotated[int, typer.Option(help="Calibration images to use.")] = 32,
+) -> None:
+    """Export with dynamic batch/height/width, checked against PyTorch before it is kept."""
+    from fcnlab.export import export_checkpoint
+
+    images = _calibration_images(calibration, calibration_count)
+    result = export_checkpoint(checkpoint, out, format_, images)
+    for row in result.parity:
+        console.print(f"parity {row.line()}")
+    console.print(f"exported {result.format}: {result.file}")
+
+
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[Path, typer.Argument(help="A checkpoint (.pt), .onnx or .ts file.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    path: Annotated[str, typer.Option(help=PATH_HELP)] = "auto",
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(help="Largest image accepted (pixels).")] = 25_000_000,
+) -> None:
+    """A web demo: upload an image, see the overlay, legend and class fractions."""
+    from fcnlab.serve import run_server
+
+    run_server(
+        model,
+        host=host,
+        port=port,
+        path=path,
+        max_bytes=int(max_upload_mb * 2**20),
+        max_pixels=max_pixels,
+    )

@@ -1,0 +1,141 @@
+"""The predictor: a model file in, masks at each image's own size out.
+
+``Predictor.load(path)`` accepts an fcnlab checkpoint (``.pt``), an exported ONNX file
+(``.onnx``) or an exported TorchScript file (``.ts``); all three go through the same
+preprocessing (the card's normalisation and working scale), TTA, tiling and arg-max.
+
+    predictor = Predictor.load("runs/camvid/best.pt", tta=parse_tta("flip"))
+    result = predictor.predict(read_image("street.jpg"))
+    result.mask          # H x W class indices
+    result.fractions()   # {"sky": 0.21, ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fcnlab.errors import FcnlabError
+from fcnlab.infer.card import METADATA_KEY, ModelCard
+from fcnlab.infer.runtime import OnnxRunner, Runner, TorchRunner, make_runner, resolve_path
+from fcnlab.infer.tiling import TTA, probabilities, resize
+
+
+@dataclass
+class Prediction:
+    mask: np.ndarray  # H x W class indices (uint8 when they fit)
+    probs: np.ndarray | None  # C x H x W float32, when asked for
+    classes: tuple[str, ...]
+
+    def fractions(self) -> dict[str, float]:
+        counts = np.bincount(self.mask.ravel(), minlength=len(self.classes))
+        total = max(1, self.mask.size)
+        return {name: float(counts[i]) / total for i, name in enumerate(self.classes)}
+
+
+class Predictor:
+    """Segments images with one runner and one card; safe to share across threads."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        card: ModelCard,
+        tta: TTA = TTA(),
+        tile: tuple[int, int] | None = None,
+        overlap: float = 0.25,
+        source: str = "model",
+    ) -> None:
+        self.runner, self.card, self.tta = runner, card, tta
+        self.tile, self.overlap, self.source = tile, overlap, source
+
+    @property
+    def path(self) -> str:
+        return getattr(self.runner, "path", "custom")
+
+    @classmethod
+    def load(
+        cls,
+        model_file: str | Path,
+        path: str = "auto",
+        device: str = "cpu",
+        tta: TTA = TTA(),
+        tile: tuple[int, int] | None = None,
+        overlap: float = 0.25,
+        calibration: Sequence[Image.Image] = (),
+    ) -> Predictor:
+        """Load a checkpoint, ``.onnx`` or ``.ts`` file; ``path`` picks how a checkpoint runs."""
+        model_file = Path(model_file)
+        if not model_file.is_file():
+            raise FcnlabError(f"model file {model_file} does not exist; check the path.")
+        suffix = model_file.suffix.lower()
+        if suffix == ".onnx":
+            runner = OnnxRunner(model_file)
+            from fcnlab.export.onnx import read_card
+
+            card = read_card(runner.session, str(model_file))
+        elif suffix == ".ts":
+            runner, card = _load_torchscript(model_file, device)
+        else:
+            from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
+
+            checkpoint = load_checkpoint(model_file)
+            card = ModelCard.from_checkpoint(checkpoint)
+            model = model_from_checkpoint(checkpoint)
+            batches = [_calibration_batch(card, image) for image in calibration]
+            runner = make_runner(model, resolve_path(path, device), device, batches)
+        return cls(runner, card, tta, tile, overlap, source=str(model_file))
+
+    def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        x = to_batch(images, self.card)
+        return probabilities(self.runner, x, self.card.scale, self.tta, self.tile, self.overlap)
+
+    def predict_batch(
+        self, images: Sequence[Image.Image], keep_probs: bool = False
+    ) -> list[Prediction]:
+        probs = self.probabilities(images)
+        masks = probs.argmax(1).numpy()
+        dtype = np.uint8 if self.card.num_classes <= 256 else np.int32
+        return [
+            Prediction(
+                masks[i].astype(dtype),
+                probs[i].numpy().astype(np.float32) if keep_probs else None,
+                self.card.classes,
+            )
+            for i in range(len(images))
+        ]
+
+    def predict(self, image: Image.Image, keep_probs: bool = False) -> Prediction:
+        return self.predict_batch([image], keep_probs)[0]
+
+
+def to_batch(images: Sequence[Image.Image], card: ModelCard) -> torch.Tensor:
+    """Same-size RGB images to a batch normalised as the model was trained."""
+    arrays = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images]
+    if len({a.shape for a in arrays}) != 1:
+        raise FcnlabError("images of one batch must share a size; predict them one by one.")
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(card.mean).view(1, 3, 1, 1)
+    return (batch - mean) / torch.tensor(card.std).view(1, 3, 1, 1)
+
+
+def _calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:
+    """One image as the runner sees it: normalised, at the model's working scale."""
+    x = to_batch([image], card)
+    return resize(x, tuple(max(1, round(d * card.scale)) for d in x.shape[-2:]))
+
+
+def _load_torchscript(model_file: Path, device: str) -> tuple[TorchRunner, ModelCard]:
+    extra = {f"{METADATA_KEY}.json": ""}
+    try:
+        module = torch.jit.load(str(model_file), map_location=device, _extra_files=extra)
+    except RuntimeError as error:
+        raise FcnlabError(f"{model_file} is not a TorchScript file ({error}).") from None
+    text = extra[f"{METADATA_KEY}.json"]
+    if not text:
+        raise FcnlabError(f"{model_file} has no fcnlab description; export it with fcnlab.")
+    return TorchRunner(module, "eager", device), ModelCard.from_json(text, str(model_file))

@@ -1,0 +1,168 @@
+"""Execution paths: the ways one model can run, behind one call, ``runner(x) -> logits``.
+
+A runner takes a normalised ``N x 3 x H x W`` float batch and returns float32 logits of the
+same size. Paths (``fcnlab bench --path``, ``fcnlab predict --path``):
+
+==============  ===============================================================================
+eager           the model as trained, fp32, NCHW: the reference every other path is checked by
+channels_last   BatchNorm folded, fp32, NHWC memory layout (oneDNN's preferred layout)
+bf16            BatchNorm folded, NHWC, bf16 autocast (AMX on CPUs that have it; GPUs)
+compile         BatchNorm folded, NHWC, fp32, ``torch.compile`` (inductor, freezing)
+compile-bf16    as compile, under bf16 autocast
+onnx            exported to ONNX, run by ONNX Runtime, fp32
+onnx-int8       ONNX statically quantised to int8 (QDQ), calibrated on sample images
+==============  ===============================================================================
+
+``auto`` (the default of predict and serve) picks per machine: see :func:`resolve_path`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fcnlab.errors import FcnlabError
+from fcnlab.infer.fold import fold_batchnorm
+
+TORCH_PATHS = ("eager", "channels_last", "bf16", "compile", "compile-bf16")
+ONNX_PATHS = ("onnx", "onnx-int8")
+PATHS = TORCH_PATHS + ONNX_PATHS
+CHOICES = ("auto", *PATHS)
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
+    """bf16 pays off on GPUs with bf16 support and on CPUs with AMX or AVX512-BF16 units."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    get = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.8
+    if get is not None:
+        caps = get()
+        return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+    return _cpuinfo_has("amx_bf16") or _cpuinfo_has("avx512_bf16")
+
+
+def _cpuinfo_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(flag in line.split() for line in f if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+def resolve_path(path: str, device: torch.device | str = "cpu") -> str:
+    """``auto``: bf16 + channels_last where bf16 is fast (AMX, GPUs), else channels_last fp32.
+
+    The rule comes from the side-by-side measurements in docs/benchmarks.md (bench/paths.py):
+    on an AMX CPU bf16 is the fastest torch path for every family, within 0.5 mIoU of fp32.
+    """
+    if path not in CHOICES:
+        raise FcnlabError(f"unknown path {path!r}; choose one of: {', '.join(CHOICES)}.")
+    if path != "auto":
+        return path
+    return "bf16" if bf16_is_fast(device) else "channels_last"
+
+
+class TorchRunner:
+    """Runs an ``nn.Module`` on one of the torch paths. Safe to share across threads."""
+
+    def __init__(self, model: nn.Module, path: str = "eager", device: str = "cpu") -> None:
+        if path not in TORCH_PATHS:
+            raise FcnlabError(f"{path!r} is not a torch path; choose one of {TORCH_PATHS}.")
+        self.path, self.device = path, torch.device(device)
+        model = model.eval().to(self.device)
+        self.memory_format = torch.contiguous_format
+        if path != "eager":
+            model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+            self.memory_format = torch.channels_last
+        if path.startswith("compile"):
+            torch._inductor.config.freezing = True
+            model = torch.compile(model, dynamic=False)
+        self.model = model
+        self.bf16 = path in ("bf16", "compile-bf16")
+        # Compiled graphs are (re)built lazily; one caller at a time keeps that safe.
+        self._lock = threading.Lock() if path.startswith("compile") else contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, memory_format=self.memory_format)
+        cast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.bf16
+            else contextlib.nullcontext()
+        )
+        with self._lock, cast:
+            out = self.model(x)
+        if isinstance(out, dict):
+            out = out["out"]
+        return out.float().contiguous()
+
+
+class OnnxRunner:
+    """Runs an ONNX file with ONNX Runtime (CPU, or CUDA when its provider is installed)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own, unexported exception types
+            raise FcnlabError(f"{path} cannot be loaded by ONNX Runtime ({error}).") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.path, self.device = "onnx", torch.device("cpu")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        (logits,) = self.session.run(None, {self.input_name: array})[:1]
+        return torch.from_numpy(logits)
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise FcnlabError(
+            "ONNX Runtime is not installed; install it with: pip install 'fcnlab[onnx]'."
+        ) from None
+    return onnxruntime
+
+
+def make_runner(
+    model: nn.Module,
+    path: str = "eager",
+    device: str = "cpu",
+    calibration: Sequence[torch.Tensor] | None = None,
+    workdir: str | Path | None = None,
+) -> TorchRunner | OnnxRunner:
+    """A runner for ``model`` on ``path``; ONNX paths export to ``workdir`` (a temp dir if None).
+
+    ``onnx-int8`` needs ``calibration``: normalised image batches like the ones it will see.
+    """
+    path = resolve_path(path, device)
+    if path in TORCH_PATHS:
+        return TorchRunner(model, path, device)
+    from fcnlab.export.onnx import export_onnx_model
+    from fcnlab.export.quantize import quantize_onnx
+
+    folder = Path(workdir or tempfile.mkdtemp(prefix="fcnlab-onnx-"))
+    onnx_file = export_onnx_model(model, folder / "model.onnx")
+    if path == "onnx-int8":
+        if not calibration:
+            raise FcnlabError("onnx-int8 needs calibration images; pass some sample images.")
+        onnx_file = quantize_onnx(onnx_file, folder / "model.int8.onnx", calibration)
+    runner = OnnxRunner(onnx_file)
+    runner.path = path
+    return runner
