@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from io import BytesIO
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,6 +11,7 @@ from PIL import Image
 from fcnlab.data.decode import (
     check_labels,
     check_sizes,
+    decode_image_bytes,
     index_by_stem,
     map_colors,
     read_image,
@@ -69,6 +72,29 @@ def test_corrupt_truncated_and_missing_images_name_the_file(tmp_path):
         read_image(tmp_path / "cut.png")
     with pytest.raises(FcnlabError, match=r"gone\.png does not exist"):
         read_image(tmp_path / "gone.png")
+
+
+def test_decode_image_bytes_matches_read_image(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    Image.fromarray(rotated).save(tmp_path / "rotated.png", exif=exif)
+    Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(np.zeros((3, 4, 4), dtype=np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    for name in ("rotated.png", "deep.png", "rgba.png"):
+        decoded = decode_image_bytes((tmp_path / name).read_bytes(), name)
+        assert decoded.mode == "RGB"
+        assert np.array_equal(np.array(decoded), np.array(read_image(tmp_path / name)))
+
+
+def test_decode_image_bytes_names_bad_data():
+    with pytest.raises(FcnlabError, match=r"^notes\.txt is not an image in a known format"):
+        decode_image_bytes(b"plain text", "notes.txt")
+    buffer = BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buffer, format="PNG")
+    cut = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    with pytest.raises(FcnlabError, match=r"^cut\.png is a damaged or unreadable image"):
+        decode_image_bytes(cut, "cut.png")
 
 
 def test_index_masks_keep_their_values(tmp_path, files):

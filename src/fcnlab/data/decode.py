@@ -1,7 +1,8 @@
 """Reading images and label masks from disk, with checks that name the bad file.
 
 - :func:`read_image` returns an RGB ``PIL.Image`` whatever the file holds (grayscale, RGBA,
-  palette, 16-bit), turned upright by its EXIF orientation.
+  palette, 16-bit), turned upright by its EXIF orientation; :func:`decode_image_bytes` does
+  the same for bytes in memory (uploads), never touching the disk.
 - :func:`read_mask` returns an ``HxW`` array of class indices (uint8 when it fits, else int64)
   from an index PNG (mode L/P/I) or, given a colour table, from a colour PNG.
 - :func:`check_labels` and :func:`check_sizes` raise :class:`FcnlabError` for label values
@@ -11,16 +12,28 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fcnlab.errors import FcnlabError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+#: What PIL raises for files it cannot identify or decode (truncated, corrupt, too large).
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+_SEND = "send a PNG, JPEG, BMP, TIFF or WebP file."
 
 
 def _open(path: Path, what: str) -> Image.Image:
@@ -29,7 +42,7 @@ def _open(path: Path, what: str) -> Image.Image:
         image.load()  # decode now so a truncated file fails here, with its name
     except FileNotFoundError:
         raise FcnlabError(f"{what} file {path} does not exist; check the path.") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         raise FcnlabError(
             f"{what} file {path} cannot be read ({error}); replace or remove it."
         ) from None
@@ -38,8 +51,28 @@ def _open(path: Path, what: str) -> Image.Image:
 
 def read_image(path: str | Path) -> Image.Image:
     """Decode an image file into an upright RGB image."""
-    path = Path(path)
-    image = ImageOps.exif_transpose(_open(path, "image"))
+    return _upright_rgb(_open(Path(path), "image"))
+
+
+def decode_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
+    """Decode an image held in memory into an upright RGB image, as :func:`read_image` does.
+
+    Raises :class:`FcnlabError` naming ``name`` when the bytes are not an image PIL can read
+    (unknown format, truncated or corrupt data, or a decompression bomb).
+    """
+    try:
+        image = Image.open(BytesIO(data))
+        image.load()
+        return _upright_rgb(image)
+    except UnidentifiedImageError:
+        raise FcnlabError(f"{name} is not an image in a known format; {_SEND}") from None
+    except DECODE_ERRORS as error:
+        raise FcnlabError(f"{name} is a damaged or unreadable image ({error}); {_SEND}") from None
+
+
+def _upright_rgb(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation and convert any mode to 8-bit RGB (16-bit is rescaled)."""
+    image = ImageOps.exif_transpose(image)
     if image.mode == "RGB":
         return image
     if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":

@@ -29,6 +29,7 @@ from fcnlab.export.onnx import (
     check_parity,
     export_onnx_model,
     export_torchscript_model,
+    load_torchscript,
     write_card,
 )
 from fcnlab.infer.card import ModelCard
@@ -74,7 +75,7 @@ def _write(model, card, fmt, tmp, calibration, shapes) -> list[Parity]:
 
     if fmt == "torchscript":
         export_torchscript_model(model, tmp, card)
-        runner = TorchRunner(torch.jit.load(str(tmp)), "eager")
+        runner = TorchRunner(load_torchscript(tmp), "eager")
         rows = check_parity(model, runner, card, shapes)
         assert_parity(rows, tmp, MIN_AGREEMENT)
         return rows

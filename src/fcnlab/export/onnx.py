@@ -66,8 +66,15 @@ def export_torchscript_model(model: nn.Module, out: str | Path, card: ModelCard)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model.eval(), torch.zeros(1, 3, *TRACE_SIZE))
-    torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": card.to_json()})
+        torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": card.to_json()})
     return out
+
+
+def load_torchscript(path: str | Path, device: str = "cpu", extra: dict | None = None):
+    """``torch.jit.load`` without its deprecation notice (TorchScript still runs fine)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location=device, _extra_files=extra or {})
 
 
 def write_card(onnx_file: str | Path, card: ModelCard) -> None:

@@ -130,9 +130,11 @@ def _calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:
 
 
 def _load_torchscript(model_file: Path, device: str) -> tuple[TorchRunner, ModelCard]:
+    from fcnlab.export.onnx import load_torchscript
+
     extra = {f"{METADATA_KEY}.json": ""}
     try:
-        module = torch.jit.load(str(model_file), map_location=device, _extra_files=extra)
+        module = load_torchscript(model_file, device, extra)
     except RuntimeError as error:
         raise FcnlabError(f"{model_file} is not a TorchScript file ({error}).") from None
     text = extra[f"{METADATA_KEY}.json"]

@@ -1,0 +1,82 @@
+"""Serving the demo with uvicorn: :func:`run_server` for the CLI, :class:`BackgroundServer`
+for tests and notebooks (a free port, a background thread, a clean stop).
+
+The model is loaded once, before the server starts, and shared by all requests.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from fcnlab.errors import FcnlabError
+from fcnlab.infer.predictor import Predictor
+from fcnlab.serve import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, missing_extra
+from fcnlab.serve.app import create_app
+
+try:
+    import uvicorn
+except ImportError:
+    raise missing_extra() from None
+
+
+def run_server(
+    model_file: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    path: str = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    log_level: str = "info",
+) -> None:
+    """Load ``model_file`` (checkpoint, ``.onnx`` or ``.ts``) once and serve the demo until
+    interrupted; ``path`` picks how a checkpoint runs (see :meth:`Predictor.load`)."""
+    predictor = Predictor.load(model_file, path=path)
+    app = create_app(predictor, max_bytes=max_bytes, max_pixels=max_pixels)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+class BackgroundServer:
+    """A uvicorn server on a free port of ``host``, running in a daemon thread.
+
+    Use as a context manager: entering waits until the server accepts connections (raises
+    :class:`FcnlabError` after ``timeout`` seconds), leaving asks it to exit and joins it.
+    """
+
+    def __init__(self, app: object, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.host, self.port = host, self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.timeout = timeout
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + self.timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise FcnlabError(f"the demo server did not start on {self.url}.")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask the server to exit, wait for its thread and close the socket."""
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(self.timeout)
+        self.sock.close()
