@@ -60,3 +60,20 @@ def test_pooling_batchnorm_accepts_one_value_per_channel_in_training():
     assert torch.equal(bn.running_mean, torch.ones(4)), "a single value must not update stats"
     batch = torch.randn(4, 4, 1, 1)
     assert torch.allclose(bn(batch).mean(dim=0).flatten(), torch.zeros(4), atol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8, 16, 32])
+def test_upsample_equals_the_transposed_conv_in_values_and_gradients(factor):
+    up = Upsample(5, factor)
+    with torch.no_grad():
+        up.deconv.weight.normal_()  # learnt weights, not just the bilinear start
+    x = torch.randn(2, 5, 3, 4, requires_grad=True)
+    got = up(x)
+    want = F.conv_transpose2d(x, up.deconv.weight, stride=factor, padding=factor // 2)
+    assert got.shape == (2, 5, 3 * factor, 4 * factor)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(got)
+    got_grads = torch.autograd.grad(got, (x, up.deconv.weight), grad_out)
+    want_grads = torch.autograd.grad(want, (x, up.deconv.weight), grad_out)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)

@@ -25,6 +25,35 @@ def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
     return weight
 
 
+#: From this factor on, the transposed conv runs as a 3x3 conv + pixel shuffle (same result):
+#: oneDNN's large-kernel transposed conv is slow in fp32 and 50x slower in bf16.
+SUBPIXEL_MIN_FACTOR = 4
+
+
+def subpixel_weight(weight: torch.Tensor, factor: int) -> torch.Tensor:
+    """The 3x3 conv weight that, followed by ``pixel_shuffle(factor)``, equals
+    ``conv_transpose2d(x, weight, stride=factor, padding=factor // 2)`` for a
+    ``2*factor`` kernel.
+
+    Output pixel ``q*f + r`` of the transposed conv sums input pixels ``q - d`` (``d`` in
+    -1, 0, 1) times kernel tap ``d*f + r + f/2`` where that tap exists; a padded 3x3 conv
+    with one output channel per (class, phase ``r``) computes exactly these sums.
+    """
+    c_in, c_out, f = weight.shape[0], weight.shape[1], factor
+    t = torch.arange(3, device=weight.device)[:, None]
+    r = torch.arange(f, device=weight.device)[None, :]
+    tap = (1 - t) * f + r + f // 2  # (3, f): kernel index of conv tap t for phase r
+    valid = (tap >= 0) & (tap < 2 * f)
+    tap = tap.clamp(0, 2 * f - 1)
+    taps = weight[:, :, tap[:, :, None, None], tap[None, None, :, :]]  # Ci, Co, 3, f, 3, f
+    taps = taps * (valid[:, :, None, None] & valid[None, None, :, :]).to(weight.dtype)
+    return taps.permute(1, 3, 5, 0, 2, 4).reshape(c_out * f * f, c_in, 3, 3)
+
+
+def subpixel_transposed_conv(x: torch.Tensor, weight: torch.Tensor, factor: int) -> torch.Tensor:
+    return F.pixel_shuffle(F.conv2d(x, subpixel_weight(weight, factor), padding=1), factor)
+
+
 class Upsample(nn.Module):
     """Upsample score maps by an integer ``factor``.
 
@@ -47,7 +76,9 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deconv is not None:
-            return self.deconv(x)
+            if self.factor < SUBPIXEL_MIN_FACTOR:
+                return self.deconv(x)
+            return subpixel_transposed_conv(x, self.deconv.weight, self.factor)
         if self.factor == 1:
             return x
         size = (x.shape[-2] * self.factor, x.shape[-1] * self.factor)
