@@ -12,7 +12,7 @@ Thresholds, and why:
 - bf16 paths keep ~3 significant digits. Random-weight models have near-tied logits (the
   median gap between the two best classes is ~0.02 for two of these models), so some pixels
   flip class without anything being wrong: we measured >= 99.3% agreement and require 97%.
-- onnx-int8 quantises weights and activations (MinMax calibration on 4 random images):
+- onnx-int8 quantises weights and activations (MinMax calibration on 2 random images):
   we measured >= 96% agreement on the ResNet FCN (100% on the others) and require 90%.
 """
 
@@ -48,6 +48,15 @@ def randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
             module.bias.data.copy_(torch.randn(c, generator=generator) * 0.1)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread: light on a shared machine, and immune to OpenMP oversubscription there."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module", params=list(MODELS))
 def case(request):
     """(model, input, eager fp32 logits, calibration batches) for one family."""
@@ -58,7 +67,7 @@ def case(request):
     x = normalised_images(2, (64, 80), seed=0)
     with torch.inference_mode():
         want = model(x)
-    calibration = list(normalised_images(4, (64, 80), seed=1).split(1))
+    calibration = list(normalised_images(2, (64, 80), seed=1).split(1))
     return model, x, want, calibration
 
 
@@ -98,10 +107,7 @@ def test_onnx_int8_agrees_with_eager(case, tmp_path):
 @pytest.mark.skipif(not HAS_COMPILER, reason="torch.compile (inductor) needs a C++ compiler")
 @pytest.mark.parametrize("path", ["compile", "compile-bf16"])
 def test_compiled_paths_agree_with_eager(case, path, tmp_path):
-    try:
-        diff, agreement = compare(case, path, tmp_path)
-    except Exception as error:  # inductor failing here is an environment problem, not ours
-        pytest.skip(f"torch.compile does not work here: {type(error).__name__}: {error}")
+    diff, agreement = compare(case, path, tmp_path)
     if path == "compile":
         assert diff < 1e-3 and agreement >= FP32_AGREEMENT
     else:

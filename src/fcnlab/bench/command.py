@@ -85,8 +85,8 @@ def bench_command(
         typer.Option(
             "--path",
             help="Execution path (repeatable): eager, channels_last, bf16, compile, "
-            "compile-bf16, onnx, onnx-int8, best (fcnlab's default here) or all. "
-            "[default: best]",
+            "compile-bf16, onnx, onnx-int8, best (fcnlab's default here) or all; "
+            "default: best.",
         ),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Timed runs per path (median reported).")] = 10,

@@ -38,7 +38,7 @@ from fcnlab.bench.ceilings import Ceilings, measure_ceilings
 from fcnlab.bench.timing import check_counts, time_call
 from fcnlab.data import IMAGENET_MEAN, IMAGENET_STD
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.runtime import PATHS, make_runner, resolve_path
+from fcnlab.infer.runtime import CHOICES, PATHS, make_runner, resolve_path
 from fcnlab.models.registry import create_model, parse_name
 from fcnlab.models.summary import count_flops
 
@@ -79,6 +79,10 @@ def expand_paths(paths: Sequence[str], device: torch.device | str = "cpu") -> li
         raise FcnlabError("no path given; pass --path with a path name, best or all.")
     out: list[str] = []
     for path in paths:
+        if path not in ("best", "all", *CHOICES):
+            raise FcnlabError(
+                f"unknown path {path!r}; choose one of: best, all, {', '.join(PATHS)}."
+            )
         if path == "all":
             names = list(PATHS)
         else:

@@ -1,4 +1,4 @@
-"""Commands for using trained models: predict, export, serve."""
+"""Commands for using trained models: predict, export, serve, and timing them: bench."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from fcnlab.bench.command import bench_command
 from fcnlab.cli.base import app, console, err_console, parse_size, user_errors
 from fcnlab.errors import FcnlabError
 
@@ -134,3 +135,6 @@ def serve(
         max_bytes=int(max_upload_mb * 2**20),
         max_pixels=max_pixels,
     )
+
+
+app.command("bench")(user_errors(bench_command))

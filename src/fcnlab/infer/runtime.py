@@ -33,7 +33,7 @@ from fcnlab.infer.fold import fold_batchnorm
 TORCH_PATHS = ("eager", "channels_last", "bf16", "compile", "compile-bf16")
 ONNX_PATHS = ("onnx", "onnx-int8")
 PATHS = TORCH_PATHS + ONNX_PATHS
-CHOICES = ("auto", *PATHS)
+CHOICES = ("auto", "best", *PATHS)
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,14 +59,15 @@ def _cpuinfo_has(flag: str) -> bool:
 
 
 def resolve_path(path: str, device: torch.device | str = "cpu") -> str:
-    """``auto``: bf16 + channels_last where bf16 is fast (AMX, GPUs), else channels_last fp32.
+    """``auto`` (or ``best``): bf16 + channels_last where bf16 is fast (AMX, GPUs), else fp32
+    channels_last.
 
     The rule comes from the side-by-side measurements in docs/benchmarks.md (bench/paths.py):
     on an AMX CPU bf16 is the fastest torch path for every family, within 0.5 mIoU of fp32.
     """
     if path not in CHOICES:
         raise FcnlabError(f"unknown path {path!r}; choose one of: {', '.join(CHOICES)}.")
-    if path != "auto":
+    if path not in ("auto", "best"):
         return path
     return "bf16" if bf16_is_fast(device) else "channels_last"
 

@@ -1,0 +1,188 @@
+"""Speed side by side: fcnlab and peer models on every execution path, in one process.
+
+    python bench/speed.py --size 512x512 --threads 2 --repeats 5
+
+First the machine's ceilings (fp32 and bf16 GEMM, 3x3 conv), then every model of
+``--models`` (fcnlab names, or peers from ``peers.py``: ``smp/...``, ``torchvision/...``,
+``reference/fcn8s_vgg16``) on every path of ``--paths`` through fcnlab's harness
+(``fcnlab.bench.harness.bench_models``): the same random input, the same runners and the
+same timing for all. Then the goal ratios, all from this one run:
+
+(a) fcnlab eager fp32 vs the peer's eager fp32, same architecture;
+(b) fcnlab's default path for deeplabv3plus_mobilenet_v2 vs smp's fastest path;
+(c) fcn8s_vgg16's fastest path as a fraction of the measured bf16 GEMM ceiling.
+
+Writes the "speed" section of docs/benchmarks.md (``--doc`` elsewhere), ``--json`` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchdoc import DOC, machine_line, table, write_section
+from fcnlab.bench.ceilings import Ceilings, measure_ceilings
+from fcnlab.bench.command import results_json
+from fcnlab.bench.harness import (
+    TABLE_HEADER,
+    Candidate,
+    bench_models,
+    fcnlab_candidate,
+    table_cells,
+)
+from fcnlab.cli import parse_size
+from fcnlab.infer.runtime import PATHS, resolve_path
+from peers import PEERS, smp_available
+
+DEFAULT_MODELS = (
+    "deeplabv3plus_mobilenet_v2",
+    "smp/deeplabv3plus_mobilenet_v2",
+    "smp/deeplabv3plus_resnet50",
+    "torchvision/deeplabv3_mobilenet_v3_large",
+    "fcn8s_vgg16",
+    "reference/fcn8s_vgg16",
+)
+#: fcnlab model -> the peer implementing the same architecture, for goal (a).
+SAME_ARCHITECTURE = {
+    "deeplabv3plus_mobilenet_v2": "smp/deeplabv3plus_mobilenet_v2",
+    "fcn8s_vgg16": "reference/fcn8s_vgg16",
+}
+
+
+def candidate(name: str) -> Candidate:
+    return PEERS[name] if name in PEERS else fcnlab_candidate(name)
+
+
+def find(rows: list[dict], model: str, path: str) -> dict | None:
+    """The successful row of ``model`` on ``path``, if any."""
+    return next(
+        (r for r in rows if r["model"] == model and r["path"] == path and not r["error"]), None
+    )
+
+
+def fastest(rows: list[dict], model: str) -> dict | None:
+    done = [r for r in rows if r["model"] == model and not r["error"]]
+    return min(done, key=lambda r: r["median_ms"], default=None)
+
+
+def speed_ratio(ours: dict | None, theirs: dict | None, what: str) -> str:
+    """``what``: how many times the peer's latency fcnlab's is (>1: fcnlab is faster)."""
+    if ours is None or theirs is None:
+        return f"{what}: not measured (a row is missing or failed)."
+    ratio = theirs["median_ms"] / ours["median_ms"]
+    return (
+        f"{what}: {ours['model']} {ours['path']} {ours['median_ms']:.1f} ms vs "
+        f"{theirs['model']} {theirs['path']} {theirs['median_ms']:.1f} ms: fcnlab runs at "
+        f"**{ratio:.2f}x** the peer's speed."
+    )
+
+
+def goal_lines(rows: list[dict], ceilings: Ceilings) -> list[str]:
+    """The goal ratios (a), (b), (c) of the module docstring, one markdown line each."""
+    lines = [
+        speed_ratio(find(rows, ours, "eager"), find(rows, peer, "eager"), f"(a) {ours}, eager")
+        for ours, peer in SAME_ARCHITECTURE.items()
+    ]
+    best, smp = resolve_path("auto"), "smp/deeplabv3plus_mobilenet_v2"
+    ours = find(rows, "deeplabv3plus_mobilenet_v2", best)
+    what = f"(b) deeplabv3plus_mobilenet_v2, fcnlab's default path ({best}) vs smp's fastest"
+    lines.append(speed_ratio(ours, fastest(rows, smp), what))
+    lines.append(speed_ratio(ours, find(rows, smp, "onnx"), "(b) the same vs smp on onnx"))
+    top = fastest(rows, "fcn8s_vgg16")
+    if top is None:
+        lines.append("(c) fcn8s_vgg16: not measured.")
+    else:
+        lines.append(
+            f"(c) fcn8s_vgg16, fastest path ({top['path']}): {top['achieved_gflops']:.0f} "
+            f"GFLOP/s = **{100 * top['frac_bf16_ceiling']:.0f}%** of the bf16 GEMM ceiling "
+            f"({ceilings.bf16_gflops:.0f} GFLOP/s), {100 * top['frac_fp32_ceiling']:.0f}% of "
+            f"the fp32 one."
+        )
+    return [f"- {line}" for line in lines]
+
+
+def ceiling_line(c: Ceilings) -> str:
+    conv = (
+        f"; 3x3 conv 256->256 at 128x128: fp32 {c.conv_fp32_gflops:.0f}, "
+        f"bf16 channels_last {c.conv_bf16_gflops:.0f} GFLOP/s"
+        if c.conv_fp32_gflops is not None and c.conv_bf16_gflops is not None
+        else ""
+    )
+    return (
+        f"Ceilings: {c.gemm_size}x{c.gemm_size} GEMM fp32 **{c.fp32_gflops:.0f}** GFLOP/s, "
+        f"bf16 **{c.bf16_gflops:.0f}** GFLOP/s{conv}."
+    )
+
+
+def render(args: argparse.Namespace, rows: list[dict], ceilings: Ceilings, command: str) -> str:
+    size = "x".join(map(str, args.size))
+    cells = [[*table_cells(r), f"{r['prepare_s']:.1f}" if r["prepare_s"] else ""] for r in rows]
+    notes = [] if smp_available() else ["segmentation_models_pytorch is not installed here."]
+    return "\n\n".join(
+        [
+            "## Speed: fcnlab vs peers on every execution path",
+            f"Batch {args.batch}, {size}, 21 classes, random weights, the same input for all; "
+            f"median of {args.repeats} runs after a checked first run and {args.warmup} "
+            f"warm-up. Agreement: pixels whose arg-max class equals the same model's eager "
+            f"fp32 output. fcnlab's default path here: {resolve_path('auto')}. "
+            f"Machine: {machine_line()}.",
+            f"Command: `{command}`",
+            ceiling_line(ceilings),
+            table([*TABLE_HEADER, "prepare s"], cells),
+            "Goals (from this run):",
+            "\n".join(goal_lines(rows, ceilings)),
+            *notes,
+        ]
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="512x512", type=parse_size)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--paths", nargs="+", default=list(PATHS), help="path names, or all")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    p.add_argument("--gemm-size", type=int, default=2048, help="GEMM ceiling matrix size")
+    p.add_argument("--conv-ceiling", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section to")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = shlex.join(["python", "bench/speed.py", *(sys.argv[1:] if argv is None else argv)])
+    candidates = [candidate(name) for name in args.models]
+    ceilings = measure_ceilings(args.gemm_size, conv=args.conv_ceiling)
+    print(ceiling_line(ceilings), flush=True)
+    rows = bench_models(
+        candidates,
+        args.size,
+        args.batch,
+        args.paths,
+        args.repeats,
+        args.warmup,
+        ceilings=ceilings,
+        on_row=lambda row: print(" | ".join(table_cells(row)), flush=True),
+    )
+    for line in goal_lines(rows, ceilings):
+        print(line)
+    if args.json is not None:
+        settings: dict[str, Any] = {"size": list(args.size), "batch": args.batch}
+        settings.update(repeats=args.repeats, warmup=args.warmup, command=command)
+        args.json.write_text(json.dumps(results_json(rows, ceilings, settings), indent=1))
+    print(f"wrote {write_section('speed', render(args, rows, ceilings, command), args.doc)}")
+
+
+if __name__ == "__main__":
+    main()
