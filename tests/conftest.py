@@ -11,3 +11,27 @@ def _deterministic(monkeypatch, tmp_path):
     torch.manual_seed(0)
     # Never reach for the network or the user's cache: torch.hub looks under TORCH_HOME.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: light on a shared machine, immune to OpenMP oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    """A tiny DeepLabv3+ MobileNetV2 checkpoint (3 classes, width 0.25), made once."""
+    from tests.checkpoints import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def predictor(model_file):
+    from fcnlab.infer import Predictor
+
+    return Predictor.load(model_file, path="eager")

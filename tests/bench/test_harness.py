@@ -35,13 +35,7 @@ def narrow_deeplab() -> Candidate:
     return fcnlab_candidate("deeplabv3plus_mobilenet_v2", width_mult=0.25)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: light on a shared machine, and immune to OpenMP oversubscription there."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

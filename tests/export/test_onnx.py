@@ -15,7 +15,7 @@ from fcnlab.export.onnx import TRACE_SIZE, Parity, check_parity, export_onnx_mod
 from fcnlab.infer import Predictor
 from fcnlab.infer.card import ModelCard
 from fcnlab.infer.runtime import OnnxRunner
-from tests.checkpoints import INFO, NORMALIZATION, tiny_model, write_checkpoint
+from tests.checkpoints import INFO, NORMALIZATION, tiny_model
 
 runner = CliRunner()
 
@@ -58,14 +58,9 @@ def test_deeplab_resnet_exports_with_dynamic_image_pooling(tmp_path):
     assert min(r.agreement for r in rows) >= 0.999
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-
-
-def test_cli_export_writes_a_checked_onnx_with_the_model_card(tmp_path, checkpoint):
+def test_cli_export_writes_a_checked_onnx_with_the_model_card(tmp_path, model_file):
     out = tmp_path / "deploy" / "model.onnx"
-    result = runner.invoke(app, ["export", str(checkpoint), "--format", "onnx", "--out", str(out)])
+    result = runner.invoke(app, ["export", str(model_file), "--format", "onnx", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output.count("pixel agreement 100.000%") == 2
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -77,10 +72,10 @@ def test_cli_export_writes_a_checked_onnx_with_the_model_card(tmp_path, checkpoi
     assert not list(out.parent.glob(".*partial"))
 
 
-def test_onnx_predictor_gives_the_checkpoints_masks(tmp_path, checkpoint):
-    onnx_file = export_checkpoint(checkpoint, tmp_path / "m.onnx").file
+def test_onnx_predictor_gives_the_checkpoints_masks(tmp_path, model_file):
+    onnx_file = export_checkpoint(model_file, tmp_path / "m.onnx").file
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (41, 57, 3), np.uint8))
-    eager = Predictor.load(checkpoint, path="eager")
+    eager = Predictor.load(model_file, path="eager")
     onnx = Predictor.load(onnx_file)
     assert onnx.path == "onnx" and onnx.card == eager.card
     for options in ({}, {"tile": (32, 32)}):
@@ -90,32 +85,32 @@ def test_onnx_predictor_gives_the_checkpoints_masks(tmp_path, checkpoint):
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
 
 
-def test_torchscript_export_round_trips(tmp_path, checkpoint):
-    result = export_checkpoint(checkpoint, tmp_path / "m.ts", "torchscript")
+def test_torchscript_export_round_trips(tmp_path, model_file):
+    result = export_checkpoint(model_file, tmp_path / "m.ts", "torchscript")
     assert min(r.agreement for r in result.parity) == 1.0
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (33, 49, 3), np.uint8))
-    a = Predictor.load(checkpoint, path="eager").predict(image)
+    a = Predictor.load(model_file, path="eager").predict(image)
     b = Predictor.load(result.file).predict(image)
     assert (a.mask == b.mask).all()
 
 
-def test_int8_export_is_calibrated_and_checked(tmp_path, checkpoint):
+def test_int8_export_is_calibrated_and_checked(tmp_path, model_file):
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (48, 64, 3), np.uint8)) for _ in range(4)]
-    result = export_checkpoint(checkpoint, tmp_path / "m.int8.onnx", "onnx-int8", images)
+    result = export_checkpoint(model_file, tmp_path / "m.int8.onnx", "onnx-int8", images)
     assert result.file.exists()
     assert all(0.95 <= r.agreement <= 1 for r in result.parity)
     with pytest.raises(FcnlabError, match="calibration"):
-        export_checkpoint(checkpoint, tmp_path / "n.int8.onnx", "onnx-int8", [])
+        export_checkpoint(model_file, tmp_path / "n.int8.onnx", "onnx-int8", [])
 
 
-def test_a_failed_parity_check_fails_loudly_and_leaves_no_file(tmp_path, checkpoint, monkeypatch):
+def test_a_failed_parity_check_fails_loudly_and_leaves_no_file(tmp_path, model_file, monkeypatch):
     def bad(*args, **kwargs):
         return [Parity((1, 67, 93), 3.5, 0.9)]
 
     monkeypatch.setattr(export_module, "check_parity", bad)
     out = tmp_path / "m.onnx"
-    result = runner.invoke(app, ["export", str(checkpoint), "--out", str(out)])
+    result = runner.invoke(app, ["export", str(model_file), "--out", str(out)])
     assert result.exit_code == 2
     assert "parity check failed" in result.output and "90.000%" in result.output
     assert not out.exists() and not list(tmp_path.glob(".*"))
@@ -128,10 +123,10 @@ def test_a_failed_parity_check_fails_loudly_and_leaves_no_file(tmp_path, checkpo
         (["--out", "FILE/sub/m.onnx"], "cannot write"),
     ],
 )
-def test_cli_export_user_errors(tmp_path, checkpoint, args, message):
+def test_cli_export_user_errors(tmp_path, model_file, args, message):
     (tmp_path / "file").write_text("")
     args = [a.replace("FILE", str(tmp_path / "file")) for a in args]
-    result = runner.invoke(app, ["export", str(checkpoint), *args])
+    result = runner.invoke(app, ["export", str(model_file), *args])
     assert result.exit_code == 2
     assert message in result.output
 

@@ -48,13 +48,7 @@ def randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
             module.bias.data.copy_(torch.randn(c, generator=generator) * 0.1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: light on a shared machine, and immune to OpenMP oversubscription there."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=list(MODELS))

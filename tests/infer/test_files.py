@@ -9,21 +9,10 @@ from typer.testing import CliRunner
 
 from fcnlab.cli import app
 from fcnlab.errors import FcnlabError
-from fcnlab.infer import Predictor
 from fcnlab.infer.files import Outputs, gather_inputs, predict_files
-from tests.checkpoints import INFO, write_checkpoint
+from tests.checkpoints import INFO
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return Predictor.load(checkpoint, path="eager")
 
 
 def rgb(h, w, seed=0):
@@ -114,23 +103,23 @@ def test_inputs_from_globs_and_folders(tmp_path):
         gather_inputs([tmp_path / "a", tmp_path / "c"])
 
 
-def test_cli_predict_skips_a_corrupt_file_and_exits_nonzero(tmp_path, checkpoint):
+def test_cli_predict_skips_a_corrupt_file_and_exits_nonzero(tmp_path, model_file):
     folder = tmp_path / "in"
     folder.mkdir()
     Image.fromarray(rgb(30, 40)).save(folder / "good.png")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     out = tmp_path / "out"
-    result = runner.invoke(app, ["predict", str(checkpoint), str(folder), "--out", str(out)])
+    result = runner.invoke(app, ["predict", str(model_file), str(folder), "--out", str(out)])
     assert result.exit_code == 1
     assert "broken.jpg" in result.output
     assert (out / "good.png").exists() and not (out / "broken.png").exists()
     assert "1 of 2 images" in result.output
 
 
-def test_cli_predict_with_tta_and_tiles(tmp_path, checkpoint):
+def test_cli_predict_with_tta_and_tiles(tmp_path, model_file):
     Image.fromarray(rgb(70, 90)).save(tmp_path / "big.png")
     out = tmp_path / "out"
-    args = ["predict", str(checkpoint), str(tmp_path / "big.png"), "--out", str(out)]
+    args = ["predict", str(model_file), str(tmp_path / "big.png"), "--out", str(out)]
     result = runner.invoke(app, [*args, "--tta", "flip,scales=0.75,1", "--tile", "32x48"])
     assert result.exit_code == 0, result.output
     assert Image.open(out / "big.png").size == (90, 70)
@@ -148,7 +137,7 @@ def test_cli_predict_with_tta_and_tiles(tmp_path, checkpoint):
         (["CKPT", "--out", "FILE"], "cannot write"),
     ],
 )
-def test_cli_predict_user_errors(tmp_path, checkpoint, args, message):
+def test_cli_predict_user_errors(tmp_path, model_file, args, message):
     import torch
 
     Image.fromarray(rgb(8, 8)).save(tmp_path / "im.png")
@@ -156,7 +145,7 @@ def test_cli_predict_user_errors(tmp_path, checkpoint, args, message):
     (tmp_path / "text.pt").write_text("hello")
     (tmp_path / "file").write_text("")
     names = {
-        "CKPT": str(checkpoint),
+        "CKPT": str(model_file),
         "STATE": str(tmp_path / "state.pt"),
         "TEXT": str(tmp_path / "text.pt"),
         "FILE": str(tmp_path / "file" / "sub"),

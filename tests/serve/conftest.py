@@ -8,20 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcnlab.infer.predictor import Predictor
-from tests.checkpoints import write_checkpoint
-
-
-@pytest.fixture(scope="session")
-def model_file(tmp_path_factory):
-    """A randomly initialised DeepLabv3+ MobileNetV2 (width 0.25) checkpoint."""
-    return write_checkpoint(tmp_path_factory.mktemp("serve") / "toy.pt")
-
-
-@pytest.fixture(scope="session")
-def predictor(model_file):
-    return Predictor.load(model_file, path="eager")
-
 
 @pytest.fixture(scope="session")
 def make_png():
