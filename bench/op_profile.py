@@ -1,6 +1,6 @@
 """Where the time goes: torch.profiler's operator table for models on a torch path.
 
-    python bench/profile.py --models deeplabv3plus_mobilenet_v2 fcn8s_vgg16 --path bf16
+    python bench/op_profile.py --models deeplabv3plus_mobilenet_v2 fcn8s_vgg16 --path bf16
 
 Each model runs at ``--size`` (batch 1) on ``--path`` through fcnlab's runner (BN folded,
 channels_last, bf16 autocast for ``bf16``), warmed up, then ``--repeats`` calls under the
@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--doc", type=Path, default=DOC)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    command = shlex.join(["python", "bench/profile.py", *sys.argv[1:]])
+    command = shlex.join(["python", "bench/op_profile.py", *sys.argv[1:]])
     parts = [
         "## Profile: where the time goes",
         f"Batch 1, {args.size[0]}x{args.size[1]}, 21 classes, path {args.path}, self CPU "
