@@ -174,3 +174,13 @@ def test_format_metrics_lists_classes_and_summary() -> None:
 def test_format_summary_is_one_line() -> None:
     line = format_summary(compute_metrics(np.array(EXPECTED), NAMES))
     assert line == "pixel acc 70.00%  mean acc 66.67%  mIoU 37.50%  fwIoU 57.50%"
+
+
+def test_predicted_classes_equals_argmax_over_channels():
+    from fcnlab.engine.metrics import predicted_classes
+
+    scores = torch.randn(2, 7, 13, 17)
+    scores[0, 3, 0, 0] = scores[0, 5, 0, 0] = 99.0  # a tie: the first index wins, as argmax
+    got = predicted_classes(scores)
+    assert torch.equal(got, scores.argmax(1))
+    assert got[0, 0, 0] == 3

@@ -22,7 +22,7 @@ from fcnlab.data import SegmentationDataset, build_dataset, eval_transforms
 from fcnlab.engine import distributed
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from fcnlab.engine.distributed import Context
-from fcnlab.engine.metrics import ConfusionMatrix
+from fcnlab.engine.metrics import ConfusionMatrix, predicted_classes
 from fcnlab.errors import FcnlabError
 
 
@@ -84,7 +84,7 @@ def evaluate(
         images, masks = images.to(ctx.device), masks.to(ctx.device)
         with autocast(ctx.device, precision):
             logits = full_size_logits(model, images, scale)
-        matrix.update(logits.argmax(1), masks)
+        matrix.update(predicted_classes(logits), masks)
         if loss_fn is not None:
             loss_sum += torch.stack(
                 [
@@ -118,7 +118,7 @@ def sample_predictions(
         tensor, mask = dataset[index]
         logits = full_size_logits(model, tensor[None].to(device), scale)
         images.append(np.asarray(dataset.load(index)[0].convert("RGB")))
-        preds.append(logits.argmax(1)[0].cpu().numpy())
+        preds.append(predicted_classes(logits)[0].cpu().numpy())
         labels.append(mask.numpy())
     model.train(was_training)
     return images, preds, labels

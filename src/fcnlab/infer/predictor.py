@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fcnlab.engine.metrics import predicted_classes
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.card import METADATA_KEY, ModelCard
 from fcnlab.infer.runtime import OnnxRunner, Runner, TorchRunner, make_runner, resolve_path
@@ -98,7 +99,7 @@ class Predictor:
         self, images: Sequence[Image.Image], keep_probs: bool = False
     ) -> list[Prediction]:
         probs = self.probabilities(images)
-        masks = probs.argmax(1).numpy()
+        masks = predicted_classes(probs).numpy()
         dtype = np.uint8 if self.card.num_classes <= 256 else np.int32
         return [
             Prediction(

@@ -6,7 +6,7 @@ same size. Paths (``fcnlab bench --path``, ``fcnlab predict --path``):
 ==============  ===============================================================================
 eager           the model as trained, fp32, NCHW: the reference every other path is checked by
 channels_last   BatchNorm folded, fp32, NHWC memory layout (oneDNN's preferred layout)
-bf16            BatchNorm folded, NHWC, bf16 autocast (AMX on CPUs that have it; GPUs)
+bf16            BatchNorm folded, NHWC, bf16 weights + autocast (AMX on CPUs; GPUs)
 compile         BatchNorm folded, NHWC, fp32, ``torch.compile`` (inductor, freezing)
 compile-bf16    as compile, under bf16 autocast
 onnx            exported to ONNX, run by ONNX Runtime, fp32
@@ -84,6 +84,10 @@ class TorchRunner:
         if path != "eager":
             model = fold_batchnorm(model).to(memory_format=torch.channels_last)
             self.memory_format = torch.channels_last
+        if path == "bf16":
+            # Weights stored in bf16: autocast would otherwise cast every weight on every
+            # call (a quarter of the run time of DeepLabv3+ MobileNetV2, see op_profile.py).
+            model = model.to(torch.bfloat16)
         if path.startswith("compile"):
             torch._inductor.config.freezing = True
             model = torch.compile(model, dynamic=False)
