@@ -96,13 +96,18 @@ def _fc6_fc7(backbone: Backbone, width: int, dilation: int) -> nn.Sequential:
     # AlexNet's 6x6 kernel needs one more pixel on the bottom/right than on the top/left.
     total = dilation * (backbone.fc_kernel - 1)
     before, after = total // 2, total - total // 2
+    # Symmetric padding goes into the conv: oneDNN runs that ~20% faster than pad + conv.
+    padding = before if before == after else 0
     layers = OrderedDict(
-        pad6=nn.ZeroPad2d((before, after, before, after)),
-        fc6=nn.Conv2d(backbone.fc_in_channels, width, backbone.fc_kernel, dilation=dilation),
+        fc6=nn.Conv2d(
+            backbone.fc_in_channels, width, backbone.fc_kernel, dilation=dilation, padding=padding
+        ),
         relu6=nn.ReLU(inplace=True),
         drop6=nn.Dropout(0.5),
         fc7=nn.Conv2d(width, width, 1),
         relu7=nn.ReLU(inplace=True),
         drop7=nn.Dropout(0.5),
     )
+    if before != after:
+        layers = OrderedDict(pad6=nn.ZeroPad2d((before, after, before, after)), **layers)
     return nn.Sequential(layers)
