@@ -85,6 +85,12 @@ def test_onnx_predictor_gives_the_checkpoints_masks(tmp_path, model_file):
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
 
 
+def test_a_path_for_an_exported_model_is_refused(tmp_path, model_file):
+    onnx_file = export_checkpoint(model_file, tmp_path / "m.onnx").file
+    with pytest.raises(FcnlabError, match="applies to checkpoints"):
+        Predictor.load(onnx_file, path="bf16")
+
+
 def test_torchscript_export_round_trips(tmp_path, model_file):
     result = export_checkpoint(model_file, tmp_path / "m.ts", "torchscript")
     assert min(r.agreement for r in result.parity) == 1.0

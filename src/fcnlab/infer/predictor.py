@@ -74,6 +74,12 @@ class Predictor:
         if not model_file.is_file():
             raise FcnlabError(f"model file {model_file} does not exist; check the path.")
         suffix = model_file.suffix.lower()
+        as_exported = {".onnx": ("auto", "best", "onnx"), ".ts": ("auto", "best", "eager")}
+        if suffix in as_exported and path not in as_exported[suffix]:
+            raise FcnlabError(
+                f"--path {path} applies to checkpoints; {model_file.name} is an exported model "
+                "and runs as exported (export the checkpoint again to change precision)."
+            )
         if suffix == ".onnx":
             runner = OnnxRunner(model_file)
             from fcnlab.export.onnx import read_card
