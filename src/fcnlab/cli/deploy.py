@@ -13,7 +13,8 @@ from fcnlab.cli.base import app, console, err_console, parse_size, user_errors
 from fcnlab.errors import FcnlabError
 
 PATH_HELP = (
-    "How to run a checkpoint: auto (fastest measured for this machine), eager, channels_last, "
+    "How to run a checkpoint: auto (bf16 where the CPU/GPU has fast bf16, else channels_last), "
+    "eager, channels_last, "
     "bf16, compile, compile-bf16, onnx, onnx-int8."
 )
 

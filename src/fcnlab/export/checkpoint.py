@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
@@ -30,6 +29,7 @@ from fcnlab.export.onnx import (
     export_onnx_model,
     export_torchscript_model,
     load_torchscript,
+    parity_on,
     write_card,
 )
 from fcnlab.infer.card import ModelCard
@@ -70,7 +70,7 @@ def export_checkpoint(
 
 
 def _write(model, card, fmt, tmp, calibration, shapes) -> list[Parity]:
-    from fcnlab.infer.predictor import _calibration_batch
+    from fcnlab.infer.predictor import calibration_batch
     from fcnlab.infer.runtime import OnnxRunner, TorchRunner
 
     if fmt == "torchscript":
@@ -87,7 +87,7 @@ def _write(model, card, fmt, tmp, calibration, shapes) -> list[Parity]:
         return rows
     from fcnlab.export.quantize import quantize_onnx
 
-    batches = [_calibration_batch(card, image) for image in calibration]
+    batches = [calibration_batch(card, image) for image in calibration]
     if not batches:
         raise FcnlabError("onnx-int8 needs sample images: pass --calibration DIR.")
     fp32 = tmp.with_name(tmp.name + ".fp32")
@@ -97,23 +97,8 @@ def _write(model, card, fmt, tmp, calibration, shapes) -> list[Parity]:
     finally:
         fp32.unlink(missing_ok=True)
     write_card(tmp, card)
-    rows = _calibration_parity(model, OnnxRunner(tmp), batches)
+    rows = parity_on(model, OnnxRunner(tmp), batches[:4])
     assert_parity(rows, tmp, MIN_INT8_AGREEMENT)
-    return rows
-
-
-def _calibration_parity(model, runner, batches: list[torch.Tensor]) -> list[Parity]:
-    rows = []
-    for x in batches[:4]:
-        with torch.inference_mode():
-            want = model(x)
-        got = runner(x)
-        agreement = (got.argmax(1) == want.argmax(1)).float().mean().item()
-        rows.append(
-            Parity(
-                tuple(x.shape[:1]) + tuple(x.shape[2:]), (got - want).abs().max().item(), agreement
-            )
-        )
     return rows
 
 

@@ -109,9 +109,15 @@ def check_parity(
     generator = torch.Generator().manual_seed(seed)
     mean = torch.tensor(card.mean).view(1, 3, 1, 1)
     std = torch.tensor(card.std).view(1, 3, 1, 1)
+    batches = [(torch.rand(n, 3, h, w, generator=generator) - mean) / std for n, h, w in shapes]
+    return parity_on(reference, candidate, batches)
+
+
+def parity_on(reference: nn.Module, candidate, batches: list[torch.Tensor]) -> list[Parity]:
+    """One :class:`Parity` row per normalised batch: ``candidate`` against ``reference``."""
     rows = []
-    for n, h, w in shapes:
-        x = (torch.rand(n, 3, h, w, generator=generator) - mean) / std
+    for x in batches:
+        n, _, h, w = x.shape
         with torch.inference_mode():
             want = reference.eval()(x).float()
         got = candidate(x).float()

@@ -93,7 +93,7 @@ class Predictor:
             checkpoint = load_checkpoint(model_file)
             card = ModelCard.from_checkpoint(checkpoint)
             model = model_from_checkpoint(checkpoint)
-            batches = [_calibration_batch(card, image) for image in calibration]
+            batches = [calibration_batch(card, image) for image in calibration]
             runner = make_runner(model, resolve_path(path, device), device, batches)
         return cls(runner, card, tta, tile, overlap, source=str(model_file))
 
@@ -130,7 +130,7 @@ def to_batch(images: Sequence[Image.Image], card: ModelCard) -> torch.Tensor:
     return (batch - mean) / torch.tensor(card.std).view(1, 3, 1, 1)
 
 
-def _calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:
+def calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:
     """One image as the runner sees it: normalised, at the model's working scale."""
     x = to_batch([image], card)
     return resize(x, tuple(max(1, round(d * card.scale)) for d in x.shape[-2:]))

@@ -152,7 +152,8 @@ def make_runner(
     calibration: Sequence[torch.Tensor] | None = None,
     workdir: str | Path | None = None,
 ) -> TorchRunner | OnnxRunner:
-    """A runner for ``model`` on ``path``; ONNX paths export to ``workdir`` (a temp dir if None).
+    """A runner for ``model`` on ``path``; ONNX paths export to ``workdir`` (kept) or to a
+    temporary folder removed once ONNX Runtime has loaded the file.
 
     ``onnx-int8`` needs ``calibration``: normalised image batches like the ones it will see.
     """
@@ -162,12 +163,14 @@ def make_runner(
     from fcnlab.export.onnx import export_onnx_model
     from fcnlab.export.quantize import quantize_onnx
 
-    folder = Path(workdir or tempfile.mkdtemp(prefix="fcnlab-onnx-"))
-    onnx_file = export_onnx_model(model, folder / "model.onnx")
-    if path == "onnx-int8":
-        if not calibration:
-            raise FcnlabError("onnx-int8 needs calibration images; pass some sample images.")
-        onnx_file = quantize_onnx(onnx_file, folder / "model.int8.onnx", calibration)
-    runner = OnnxRunner(onnx_file)
+    with tempfile.TemporaryDirectory(prefix="fcnlab-onnx-") as scratch:
+        # ONNX Runtime holds the model in memory once loaded: the scratch copy can go.
+        folder = Path(workdir or scratch)
+        onnx_file = export_onnx_model(model, folder / "model.onnx")
+        if path == "onnx-int8":
+            if not calibration:
+                raise FcnlabError("onnx-int8 needs calibration images; pass some sample images.")
+            onnx_file = quantize_onnx(onnx_file, folder / "model.int8.onnx", calibration)
+        runner = OnnxRunner(onnx_file)
     runner.path = path
     return runner

@@ -11,15 +11,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from fcnlab.errors import FcnlabError
-
-Runner = Callable[[torch.Tensor], torch.Tensor]
+from fcnlab.infer.runtime import Runner
 
 
 @dataclass(frozen=True)
