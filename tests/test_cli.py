@@ -108,7 +108,7 @@ def test_train_eval_report_round_trip(tmp_path):
 def test_train_and_eval_errors(tmp_path):
     cases = [
         (["train", "--set", "train.lrr=1"], "unknown config key 'train.lrr'"),
-        (["train", "--set", "train.steps=x"], "must be int"),
+        (["train", "--set", "train.steps=x"], "must be an integer >= 1"),
         (["train", str(tmp_path / "none.yaml")], "does not exist"),
         (
             [

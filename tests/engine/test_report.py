@@ -123,12 +123,19 @@ def test_report_falls_back_to_last_validation(tmp_path: Path) -> None:
     assert "plots/val_metrics.png" in html
 
 
-def test_report_of_an_empty_run_folder(tmp_path: Path) -> None:
+def test_report_of_a_run_without_results_yet(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("experiment: fresh\n")
     html = write_report(tmp_path).read_text()
     assert "No validation results yet." in html
     assert (tmp_path / "report.md").is_file()
     with pytest.raises(FcnlabError, match="does not exist"):
         write_report(tmp_path / "missing")
+
+
+def test_a_folder_without_a_run_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with pytest.raises(FcnlabError, match="holds no run"):
+        write_report(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_colorize_maps_indices_to_palette_and_ignore_to_black() -> None:

@@ -29,6 +29,7 @@ from fcnlab.bench.harness import (
     table_cells,
 )
 from fcnlab.bench.timing import check_counts
+from fcnlab.config import PositiveInt, coerce
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.runtime import bf16_is_fast, resolve_path
 
@@ -76,6 +77,10 @@ def rich_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+#: The most input pixels per call ``fcnlab bench`` times (64 MPixel: ~770 MB of fp32 input).
+MAX_BENCH_PIXELS = 2**26
+
+
 def bench_command(
     models: Annotated[list[str], typer.Argument(help="fcnlab model names, e.g. fcn8s_vgg16.")],
     size: Annotated[str, typer.Option(help="Input size HxW.")] = "512x512",
@@ -104,6 +109,13 @@ def bench_command(
 
     hw = parse_size(size)
     check_counts(repeats, warmup)
+    coerce(batch, PositiveInt, "--batch")
+    coerce(classes, PositiveInt, "--classes")
+    if batch * hw[0] * hw[1] > MAX_BENCH_PIXELS:
+        raise FcnlabError(
+            f"--batch {batch} x --size {size} is {batch * hw[0] * hw[1]:,} pixels per call, "
+            f"over the {MAX_BENCH_PIXELS:,} that bench times; use a smaller size or batch."
+        )
     if threads is not None:
         if threads < 1:
             raise FcnlabError(f"threads must be at least 1, not {threads}.")

@@ -8,11 +8,47 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from fcnlab.errors import FcnlabError
+from fcnlab.errors import FcnlabError, original_message
+
+try:  # Typer vendors Click since 0.2x; older releases use the click package
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
+
+_NO_ARGS = getattr(click_errors, "NoArgsIsHelpError", ())
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OneLineErrors(TyperGroup):
+    """The command group, with Click's usage errors (a bad option type, a missing argument)
+    printed as one ``error:`` line and exit code 2, like every other user error."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS as error:
+            console.print(error.ctx.get_help(), highlight=False, markup=False)
+            sys.exit(0)
+        except click_errors.ClickException as error:
+            where = f" (see {error.ctx.command_path} --help)" if getattr(error, "ctx", None) else ""
+            _print_error(f"{error.format_message()}{where}")
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            err_console.print("aborted.", highlight=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
     name="fcnlab",
@@ -20,9 +56,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineErrors,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _print_error(sentence: str) -> None:
+    err_console.print(
+        f"[bold red]error:[/] {sentence}", highlight=False, soft_wrap=True, markup=True
+    )
 
 
 def user_errors(command):
@@ -31,10 +72,17 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except FcnlabError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            _print_error(_escape(original_message(err)))
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _escape(text: str) -> str:
+    """``text`` shown literally by rich (a path like ``[x]`` is not markup)."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _is_main_process() -> bool:

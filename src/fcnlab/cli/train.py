@@ -47,10 +47,12 @@ def summary(
     ] = None,
 ) -> None:
     """Print each layer's output shape and parameters (like Keras' model.summary())."""
+    from fcnlab.config import PositiveInt, coerce
     from fcnlab.models.diagram import trace_graph, write_diagram
     from fcnlab.models.summary import build_on_meta, count_flops, count_parameters, layer_table
 
     hw = parse_size(size)
+    coerce(depth, PositiveInt, "--depth")
     model = build_on_meta(name, classes)
     table = Table(title=f"{name} at 1x3x{hw[0]}x{hw[1]}, {classes} classes")
     for column in ("layer", "type", "output shape", "params"):
@@ -103,14 +105,21 @@ def eval_(
     scale: Annotated[
         float | None, typer.Option(help="Working resolution (default: the training scale).")
     ] = None,
-    precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (GPU).")] = "fp32",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the metrics JSON.")
     ] = None,
 ) -> None:
     """Evaluate a checkpoint: pixel acc, mean acc, mIoU, fwIoU and per-class IoU."""
+    from fcnlab.config import check_option
     from fcnlab.engine.evaluate import evaluate_checkpoint
     from fcnlab.engine.metrics import format_metrics
+
+    if data is not None:
+        check_option("data.name", data, "--data")
+    if scale is not None:
+        check_option("data.scale", scale, "--scale")
+    check_option("train.precision", precision, "--precision")
 
     metrics, written = evaluate_checkpoint(
         checkpoint,
@@ -154,14 +163,19 @@ def data_check(
     """Verify a dataset before training: pairs, sizes, label values, class histogram."""
     import yaml
 
+    from fcnlab.config import check_option
     from fcnlab.data import check_dataset, format_report
 
+    check_option("data.name", data, "--data")
     options = {}
     for item in option or []:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise FcnlabError(f"option {item!r} must look like key=value.")
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise FcnlabError(f"option {item!r}: the value is not valid YAML.") from None
     report = check_dataset(data, root, split, **options)
     console.print(format_report(report, report.info), highlight=False)
     if not report.ok:

@@ -22,6 +22,7 @@ from fcnlab.data import SegmentationDataset, build_dataset, eval_transforms
 from fcnlab.engine import distributed
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from fcnlab.engine.distributed import Context
+from fcnlab.engine.guards import batches
 from fcnlab.engine.metrics import ConfusionMatrix, predicted_classes
 from fcnlab.errors import FcnlabError
 
@@ -80,7 +81,7 @@ def evaluate(
     info = dataset.info
     matrix = ConfusionMatrix(info.num_classes, info.ignore_index, ctx.device)
     loss_sum = torch.zeros(2, dtype=torch.float64, device=ctx.device)
-    for images, masks in evaluation_loader(dataset, ctx, batch_size, workers):
+    for images, masks in batches(evaluation_loader(dataset, ctx, batch_size, workers)):
         images, masks = images.to(ctx.device), masks.to(ctx.device)
         with autocast(ctx.device, precision):
             logits = full_size_logits(model, images, scale)
@@ -136,8 +137,15 @@ def evaluate_checkpoint(
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a checkpoint on its own dataset's val split or another one; write JSON."""
     checkpoint = load_checkpoint(checkpoint_path)
-    cfg_data = checkpoint["config"]["data"]
-    same_dataset = data is None or data == cfg_data["name"]
+    cfg_data = checkpoint["config"].get("data") or {}
+    if data is None and "name" not in cfg_data:
+        raise FcnlabError(
+            f"{checkpoint_path} does not say which dataset it was trained on; pass --data "
+            "and --root."
+        )
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise FcnlabError("--precision fp16 needs a CUDA GPU; on a CPU use fp32 (or bf16).")
+    same_dataset = data is None or data == cfg_data.get("name")
     name = data or cfg_data["name"]
     options = cfg_data.get("options", {}) if same_dataset else {}
     root = root if root is not None else (cfg_data.get("root") if same_dataset else None)

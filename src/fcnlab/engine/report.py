@@ -121,6 +121,11 @@ def read_run(run_dir: Path) -> RunRecord:
         except json.JSONDecodeError as err:
             raise FcnlabError(f"{path} is not valid JSON; re-run the evaluation.") from err
     samples = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.glob("samples/*.png"))
+    if config is None and not history and evaluation is None:
+        raise FcnlabError(
+            f"{run_dir} holds no run (no config.yaml, metrics.jsonl or eval.json); pass a "
+            "folder that fcnlab train wrote."
+        )
     return RunRecord(config, history, evaluation, samples, skipped)
 
 

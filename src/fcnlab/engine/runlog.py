@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,9 @@ class MetricsLog:
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def write(self, record: dict[str, Any]) -> None:
+        record = {k: finite_or_none(v) for k, v in record.items()}  # always valid JSON
         with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, allow_nan=False) + "\n")
         if self.csv_path is not None:
             self._write_csv(record)
         if self.writer is not None:
@@ -61,6 +64,43 @@ class MetricsLog:
                 writer.writeheader()
             writer.writerow(record)
 
+    def truncate(self, step: int) -> None:
+        """Keep only the records up to ``step`` (resuming from a checkpoint of that step)."""
+        _keep_lines(self.path, lambda line: _step_of_json(line) <= step)
+        if self.csv_path is not None:
+            _keep_lines(self.csv_path, lambda line: _step_of_csv(line) <= step, header=True)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN and inf become None (JSON null): the log stays valid JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _step_of_json(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", math.inf))
+    except (ValueError, AttributeError, TypeError):
+        return math.inf  # a line cut short by a kill: drop it
+
+
+def _step_of_csv(line: str) -> float:
+    try:
+        return float(line.split(",", 1)[0])
+    except ValueError:
+        return math.inf
+
+
+def _keep_lines(path: Path, keep, header: bool = False) -> None:
+    """Rewrite ``path`` atomically with the lines ``keep`` accepts (and its header line)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    head, body = (lines[:1], lines[1:]) if header else ([], lines)
+    kept = head + [line for line in body if line.strip() and keep(line)]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)

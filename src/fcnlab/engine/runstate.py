@@ -70,7 +70,11 @@ def restore(run: Run) -> TrainState:
     if run.ctx.rank < len(rngs):  # a rank the saved run did not have keeps its fresh seed
         torch.set_rng_state(rngs[run.ctx.rank])
     fields = TrainState.__dataclass_fields__
-    return TrainState(**{k: saved[k] for k in fields})
+    state = TrainState(**{k: saved[k] for k in fields})
+    run.saved_step = state.step
+    if run.log is not None:
+        run.log.truncate(state.step)  # rows after the checkpoint will be written again
+    return state
 
 
 def claim_run_dir(run_dir: Path, resume: bool, is_main: bool) -> None:
@@ -84,3 +88,12 @@ def claim_run_dir(run_dir: Path, resume: bool, is_main: bool) -> None:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise FcnlabError(f"cannot create run folder {run_dir}: {err.strerror}.") from err
+        remove_stale_temporaries(run_dir)
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes a killed run left behind."""
+    stale = [p for name in ("last.pt", "best.pt") for p in run_dir.glob(f".{name}.*")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

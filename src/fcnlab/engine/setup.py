@@ -28,6 +28,7 @@ from fcnlab.data import (
     train_transforms,
 )
 from fcnlab.engine.distributed import Context
+from fcnlab.engine.guards import FiniteGuard, steps_per_epoch
 from fcnlab.engine.losses import SegmentationLoss, class_weights
 from fcnlab.engine.optim import build_optimizer
 from fcnlab.engine.runlog import MetricsLog
@@ -81,7 +82,9 @@ class Run:
     val_set: SegmentationDataset
     info: DatasetInfo
     log: MetricsLog | None
+    guard: FiniteGuard
     last_metrics: dict | None = None  # the latest validation
+    saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
 
     def loader(self, epoch: int, skip_samples: int) -> DataLoader:
         data = self.cfg.data
@@ -111,6 +114,7 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
     train_set, val_set = _datasets(cfg)
     info = train_set.info
     net = _model(cfg, info, ctx)
+    steps_per_epoch(len(train_set), cfg.data.batch_size, ctx.world_size, cfg.train.grad_accum)
     weights = _class_weights(cfg, train_set, ctx)
     net, model = _distribute(net, ctx)
     sampler = DistributedSampler(
@@ -137,6 +141,7 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
         log=MetricsLog(run_dir, cfg.train.log_format, cfg.train.tensorboard)
         if ctx.is_main
         else None,
+        guard=FiniteGuard(ctx.device),
     )
 
 
@@ -157,7 +162,10 @@ def _distribute(net: Segmenter, ctx: Context) -> tuple[Segmenter, nn.Module]:
 
 def _check_precision(cfg: ExperimentConfig, ctx: Context) -> None:
     if cfg.train.precision == "fp16" and ctx.device.type != "cuda":
-        raise FcnlabError("train.precision=fp16 needs a CUDA GPU; on a CPU use bf16.")
+        raise FcnlabError(
+            "train.precision=fp16 needs a CUDA GPU; on a CPU use fp32 (or bf16 where the CPU "
+            "has AMX or AVX512-BF16)."
+        )
 
 
 def _datasets(cfg: ExperimentConfig) -> tuple[SegmentationDataset, SegmentationDataset]:

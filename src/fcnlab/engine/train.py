@@ -23,6 +23,7 @@ from fcnlab.config import ExperimentConfig, save_config
 from fcnlab.engine import distributed
 from fcnlab.engine.checkpoint import save_checkpoint
 from fcnlab.engine.evaluate import autocast, evaluate, sample_predictions
+from fcnlab.engine.guards import batches, count_nonfinite
 from fcnlab.engine.metrics import format_metrics, format_summary
 from fcnlab.engine.optim import poly_lr, set_lr
 from fcnlab.engine.report import save_samples, write_report
@@ -72,7 +73,9 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
             run.sampler.set_epoch(state.epoch)
             run.train_set.epoch = state.epoch
             skip = state.batch_in_epoch * run.cfg.data.batch_size
-            for images, masks in run.loader(state.epoch, skip):
+            seen_in_epoch = 0
+            for images, masks in batches(run.loader(state.epoch, skip)):
+                seen_in_epoch += 1
                 images = images.to(ctx.device, non_blocking=True)
                 masks = masks.to(ctx.device, non_blocking=True)
                 if cfg.channels_last:
@@ -85,6 +88,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                         out = run.model(images)
                     loss = run.loss_fn(out, masks)
                     run.scaler.scale(loss / accum).backward()
+                run.guard.observe(loss, state.step + 1)
                 losses.append(loss.detach())
                 seen += len(images)
                 state.batch_in_epoch += 1
@@ -96,6 +100,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 progress.update(task, advance=1)
                 if state.step % cfg.log_every == 0 or state.step == cfg.steps:
                     # The only host sync for the loss: once per log interval, not per step.
+                    check_finite(run, state)
                     rate = seen * ctx.world_size / (time.perf_counter() - tick)
                     loss = _log_train(run, state, losses, rate)
                     progress.update(task, loss=f"{loss:.3f}")
@@ -104,10 +109,43 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 if state.step >= cfg.steps:
                     return True
                 if stop_after is not None and state.step >= stop_after:
-                    save_last(run, state)
+                    _save_last(run, state)
                     return False
+            if seen_in_epoch == 0 and skip == 0:  # steps_per_epoch rules it out; never spin
+                raise FcnlabError(
+                    f"epoch {state.epoch} of the train split yielded no batch; check the data."
+                )
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
     return True
+
+
+def check_finite(run: Run, state: TrainState) -> None:
+    """Stop, saving nothing, once a loss or the weights are not finite; name what is good."""
+    bad = run.guard.first_bad_step()
+    what = f"the training loss became NaN or infinite at step {bad}"
+    if bad is None:
+        count = count_nonfinite(run.net)
+        if not count:
+            return
+        what = f"{count} weights became NaN or infinite by step {state.step}"
+    raise FcnlabError(f"{what}; stopped without saving. {_last_good(run)}")
+
+
+def _last_good(run: Run) -> str:
+    advice = "lower train.lr or set train.grad_clip"
+    if run.saved_step is None:
+        return f"No checkpoint was written before it; {advice} and start again."
+    best = " and best.pt the best one so far" if (run.run_dir / "best.pt").is_file() else ""
+    return (
+        f"{run.run_dir / 'last.pt'} (step {run.saved_step}) is the last good checkpoint"
+        f"{best}; {advice} and continue with --resume."
+    )
+
+
+def _save_last(run: Run, state: TrainState, metrics=None) -> None:
+    check_finite(run, state)
+    save_last(run, state, metrics)
+    run.saved_step = state.step
 
 
 def _optimizer_step(run: Run, state: TrainState) -> None:
@@ -125,11 +163,6 @@ def _optimizer_step(run: Run, state: TrainState) -> None:
 def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> float:
     """Log the mean loss since the last record (over all processes) and return it."""
     loss = distributed.all_reduce_mean(torch.stack(losses).float().mean()).item()
-    if not math.isfinite(loss):
-        raise FcnlabError(
-            f"the training loss became {loss} at step {state.step}; lower train.lr or use "
-            "train.grad_clip (last.pt holds the last good checkpoint)."
-        )
     record = {
         "step": state.step,
         "epoch": state.epoch,
@@ -153,15 +186,22 @@ def _validate_and_save(run: Run, state: TrainState) -> None:
     final = state.step >= cfg.steps
     if final or state.step % cfg.val_every == 0:
         distributed.broadcast_buffers(run.net)  # every rank evaluates what rank 0 saves
+        check_finite(run, state)
         metrics = evaluate(
             run.net,
             run.val_set,
             run.ctx,
             scale=run.cfg.data.scale,
             batch_size=run.cfg.data.eval_batch_size,
+            workers=run.cfg.data.workers,
             precision=cfg.precision,
             loss_fn=run.loss_fn,
         )
+        if not math.isfinite(metrics["loss"]):
+            raise FcnlabError(
+                f"the validation loss became {metrics['loss']} at step {state.step}; stopped "
+                f"without saving. {_last_good(run)}"
+            )
         improved = metrics["miou"] > state.best_miou
         state.best_miou = max(state.best_miou, metrics["miou"])
         if run.ctx.is_main:
@@ -182,9 +222,9 @@ def _validate_and_save(run: Run, state: TrainState) -> None:
             if improved:
                 save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
             run.last_metrics = metrics
-        save_last(run, state, run.last_metrics)
+        _save_last(run, state, run.last_metrics)
     elif state.step % cfg.checkpoint_every == 0:
-        save_last(run, state, run.last_metrics)
+        _save_last(run, state, run.last_metrics)
 
 
 def _announce(run: Run) -> None:
