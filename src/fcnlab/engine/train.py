@@ -48,8 +48,14 @@ def train(
     ctx = distributed.setup(cfg.train.device)
     try:
         run_dir = run_dir_for(cfg, out)
+        fresh = not run_dir.exists()
         claim_run_dir(run_dir, resume, ctx.is_main)
-        run = prepare(cfg, ctx, run_dir)
+        try:
+            run = prepare(cfg, ctx, run_dir)
+        except FcnlabError:
+            if fresh and ctx.is_main and not any(run_dir.iterdir()):
+                run_dir.rmdir()  # a refused run leaves no folder behind
+            raise
         state = restore(run) if resume else TrainState()
         if ctx.is_main:
             save_config(cfg, run_dir / "config.yaml")
