@@ -37,7 +37,7 @@ def test_defaults_sizes_and_value_ranges():
         assert mask.dtype == np.uint8 and mask.shape == (96, 128)
         seen |= set(np.unique(mask).tolist())
     assert seen == {0, 1, 2, 3}
-    custom = SyntheticShapes(split="x", num_classes=8, size=(40, 50), length=3)
+    custom = SyntheticShapes(split="test", num_classes=8, size=(40, 50), length=3)
     assert len(custom) == 3 and custom.load(2)[1].shape == (40, 50)
     assert custom.info.class_names[-1] == "ellipse"
     with pytest.raises(IndexError):

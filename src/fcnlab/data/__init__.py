@@ -2,12 +2,12 @@
 
 ``build_dataset(name, root, split, transform, **options)`` is the one entry point the engine
 and CLI use; ``name`` is one of :data:`DATASETS`. Every dataset returns
-``(image, int64 HxW mask)`` pairs and carries ``info`` (a :class:`DatasetInfo`).
+``(image, int64 HxW mask)`` pairs and carries ``info`` (a :class:`DatasetInfo`). Options are
+checked against the dataset constructor's annotations (:func:`fcnlab.data.options.check_options`).
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 from fcnlab.data.check import (
@@ -26,6 +26,7 @@ from fcnlab.data.datasets import (
     VOCDataset,
 )
 from fcnlab.data.datasets.base import Transform
+from fcnlab.data.options import check_options
 from fcnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transforms, train_transforms
 from fcnlab.errors import FcnlabError
 
@@ -48,15 +49,7 @@ def build_dataset(
     if name not in DATASETS:
         raise FcnlabError(f"unknown dataset '{name}'; valid names are {', '.join(DATASETS)}.")
     cls = DATASETS[name]
-    valid = [
-        p for p in inspect.signature(cls).parameters if p not in ("root", "split", "transform")
-    ]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise FcnlabError(
-            f"dataset '{name}' has no option(s) {', '.join(unknown)}; "
-            f"valid options are {', '.join(valid)}."
-        )
+    options = check_options(name, cls, options)
     if cls is not SyntheticShapes:
         if root is None:
             raise FcnlabError(f"dataset '{name}' needs a root folder; pass its path as root.")

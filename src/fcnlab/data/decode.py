@@ -190,10 +190,18 @@ def check_sizes(image: Image.Image, mask: np.ndarray, image_path: Path, mask_pat
 
 
 def index_by_stem(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> dict[str, Path]:
-    """The files of ``folder`` with one of ``suffixes``, keyed by stem; duplicate stems raise."""
+    """The entries of ``folder`` with one of ``suffixes``, keyed by stem; duplicate stems raise.
+
+    Entries that are not regular files (folders, broken links, symlink loops) are kept, so
+    the datasets report them as problems instead of dropping them silently.
+    """
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in suffixes:
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as error:
+        raise FcnlabError(f"folder {folder} cannot be listed ({error.strerror}); fix it.") from None
+    for path in entries:
+        if path.suffix.lower() not in suffixes:
             continue
         if path.stem in found:
             raise FcnlabError(
@@ -204,10 +212,19 @@ def index_by_stem(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> dic
     return found
 
 
+def read_text_file(path: Path, what: str = "list file") -> str:
+    """The text of ``path``; unreadable or non-text files raise, naming it."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise FcnlabError(f"{what} {path} cannot be read ({reason}); fix or replace it.") from None
+
+
 def read_list_file(path: Path) -> list[str]:
     """The stems listed in a split file, one per line (first token; paths reduced to stems)."""
     stems = []
-    for line in path.read_text().splitlines():
+    for line in read_text_file(path).splitlines():
         tokens = line.split()
         if tokens:
             name = Path(tokens[0])

@@ -9,13 +9,18 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only:
 - ``train_state`` (``last`` only): step, epoch, best mIoU, optimizer, scaler and RNG states.
 
 Predict, export and serve read preprocessing from here, so no constant is duplicated.
+:func:`load_checkpoint` and :func:`check_checkpoint` refuse, with one sentence, anything else:
+a missing or mistyped entry, an unknown model, a class list that does not fit the head, or
+weights that are not all finite (:func:`state_dict_is_finite`).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +31,22 @@ from torch import nn
 from fcnlab import __version__
 from fcnlab.data.classes import DatasetInfo
 from fcnlab.errors import FcnlabError
-from fcnlab.models import Segmenter, create_model
-from fcnlab.serialization import read_torch_file
+from fcnlab.models import Segmenter, create_model, list_models
+from fcnlab.serialization import (
+    expect_dict,
+    expect_entry,
+    expect_int,
+    expect_number,
+    expect_palette,
+    expect_str_list,
+    expect_triple,
+    read_torch_file,
+    shown,
+)
 
 FORMAT_VERSION = 1
+#: The ``create_model`` arguments a checkpoint may hold (never weights to fetch).
+MODEL_ARGS = tuple(p for p in inspect.signature(create_model).parameters if p != "backbone_weights")
 
 
 def make_checkpoint(
@@ -88,22 +105,174 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is not an fcnlab checkpoint (no 'fcnlab' key); for plain state dicts "
             "use fcnlab.init_from or backbone_weights."
         )
-    if checkpoint["fcnlab"] > FORMAT_VERSION:
+    return check_checkpoint(checkpoint, f"checkpoint {path}")
+
+
+def check_checkpoint(checkpoint: Any, source: str = "the checkpoint") -> dict[str, Any]:
+    """Check a checkpoint's structure, types, class count and weights; return it unchanged."""
+    _check_version(expect_entry(checkpoint, "fcnlab", source), source)
+    args = _check_model_args(expect_entry(checkpoint, "model", source), source)
+    _check_state_dict(expect_entry(checkpoint, "state_dict", source), source)
+    _check_label_space(checkpoint, source)
+    if args["num_classes"] != len(checkpoint["classes"]):
         raise FcnlabError(
-            f"checkpoint {path} has format {checkpoint['fcnlab']}, newer than this fcnlab "
-            f"({FORMAT_VERSION}); upgrade fcnlab."
+            f"{source} lists {len(checkpoint['classes'])} classes but its model has "
+            f"num_classes {args['num_classes']}; the class list does not fit the head."
         )
+    norm = expect_dict(expect_entry(checkpoint, "normalization", source), "normalization", source)
+    where = f"{source}'s normalization"
+    expect_triple(expect_entry(norm, "mean", where), "normalization mean", source)
+    expect_triple(expect_entry(norm, "std", where), "normalization std", source, positive=True)
+    expect_number(expect_entry(checkpoint, "scale", source), "scale", source, positive=True)
+    _check_optional(checkpoint, source)
     return checkpoint
 
 
-def model_from_checkpoint(checkpoint: dict[str, Any]) -> Segmenter:
-    """Rebuild the model a checkpoint describes and load its weights."""
-    model = create_model(**checkpoint["model"])
-    load_weights(model, checkpoint["state_dict"], checkpoint["model"].get("name", "?"))
+def _check_version(version: Any, source: str) -> None:
+    version = expect_int(version, "format version (key 'fcnlab')", source)
+    if version > FORMAT_VERSION:
+        raise FcnlabError(
+            f"{source} has format {version}, newer than this fcnlab ({FORMAT_VERSION}); "
+            "upgrade fcnlab."
+        )
+    if version < 1:
+        raise FcnlabError(f"{source} has format {version}, which no fcnlab writes; it is damaged.")
+
+
+def _check_model_args(args: Any, source: str) -> dict[str, Any]:
+    args = expect_dict(args, "model", source)
+    unknown = sorted(set(args) - set(MODEL_ARGS))
+    if unknown:
+        raise FcnlabError(
+            f"{source} has unknown model argument(s) {', '.join(unknown)}; valid ones are "
+            f"{', '.join(MODEL_ARGS)}."
+        )
+    name = expect_entry(args, "name", f"{source}'s model")
+    if not isinstance(name, str) or name not in list_models():
+        raise FcnlabError(
+            f"{source} is for model {shown(name)}, which this fcnlab does not know; see "
+            "`fcnlab models` for the valid names."
+        )
+    expect_int(expect_entry(args, "num_classes", f"{source}'s model"), "num_classes", source)
+    return args
+
+
+def _check_state_dict(state: Any, source: str) -> None:
+    state = expect_dict(state, "state_dict", source)
+    wrong = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if wrong is not None:
+        raise FcnlabError(
+            f"{source} has {shown(state[wrong])} for weight {wrong}, not a tensor; it is damaged."
+        )
+    if not state_dict_is_finite(state):
+        raise FcnlabError(
+            f"{source} holds non-finite weights ({_values(non_finite_count(state))}); it comes "
+            "from a diverged run, so use an earlier checkpoint or lower the learning rate."
+        )
+
+
+def _check_label_space(checkpoint: dict[str, Any], source: str) -> DatasetInfo:
+    classes = expect_str_list(expect_entry(checkpoint, "classes", source), "classes", source)
+    palette = expect_entry(checkpoint, "palette", source)
+    expect_palette(palette, "palette", source, len(classes))
+    expect_int(expect_entry(checkpoint, "ignore_index", source), "ignore_index", source)
+    if "dataset" in checkpoint and not isinstance(checkpoint["dataset"], str):
+        raise FcnlabError(
+            f"{source} has dataset {shown(checkpoint['dataset'])}, not a name; it is damaged."
+        )
+    try:
+        return dataset_info(checkpoint)
+    except FcnlabError as err:
+        raise FcnlabError(f"{source} has an inconsistent label space: {err}") from None
+
+
+def _check_optional(checkpoint: dict[str, Any], source: str) -> None:
+    config = expect_dict(expect_entry(checkpoint, "config", source), "config", source)
+    if "data" in config:
+        data = expect_dict(config["data"], "config data", source)
+        expect_dict(data.get("options", {}), "config data options", source)
+    for key in ("versions", "metrics"):
+        if key in checkpoint:
+            expect_dict(checkpoint[key], key, source)
+    if checkpoint.get("train_state") is not None:
+        expect_dict(checkpoint["train_state"], "train_state", source)
+
+
+def state_dict_is_finite(state: Mapping[str, Any]) -> bool:
+    """True when no floating-point tensor in ``state`` holds a NaN or an infinity.
+
+    Cheap enough to run before every save: one max-abs reduction per tensor (no temporary
+    copies) and one host sync per device the tensors live on. Non-tensors are ignored.
+    """
+    norms: dict[torch.device, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for tensor in state.values():
+            if isinstance(tensor, torch.Tensor) and tensor.numel() and _floating(tensor):
+                norm = torch.linalg.vector_norm(tensor.detach(), ord=float("inf"))
+                norms.setdefault(tensor.device, []).append(norm.float())
+        return all(bool(torch.stack(n).isfinite().all()) for n in norms.values())
+
+
+def non_finite_count(state: Mapping[str, Any]) -> int:
+    """How many NaN or infinite values the floating-point tensors in ``state`` hold (one host
+    sync when they share a device, as a model's state dict does)."""
+    with torch.no_grad():
+        counts = [
+            (~torch.isfinite(t.detach())).sum()
+            for t in state.values()
+            if isinstance(t, torch.Tensor) and _floating(t) and t.numel()
+        ]
+        if not counts:
+            return 0
+        if len({c.device for c in counts}) == 1:
+            return int(torch.stack(counts).sum())
+        return sum(int(c) for c in counts)
+
+
+def _values(count: int) -> str:
+    return f"{count} value" if count == 1 else f"{count} values"
+
+
+def _floating(tensor: torch.Tensor) -> bool:
+    return tensor.is_floating_point() or tensor.is_complex()
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], source: str = "the checkpoint") -> Segmenter:
+    """Rebuild the model a checkpoint describes and load its weights.
+
+    The model is built on the meta device (no memory, no random init), so arguments that do
+    not fit the weights fail in a sentence before anything large is allocated; only then is
+    memory allocated and filled from the state dict.
+    """
+    check_checkpoint(checkpoint, source)
+    args, state = checkpoint["model"], checkpoint["state_dict"]
+    model = _build_on_meta(args, source)
+    if model.num_classes != len(checkpoint["classes"]):
+        raise FcnlabError(
+            f"{source} lists {len(checkpoint['classes'])} classes but its model predicts "
+            f"{model.num_classes}; the class list does not fit the head."
+        )
+    check_weights_fit(model, state, args["name"])
+    model = model.to_empty(device="cpu")  # every weight and buffer is in the state dict
+    model.load_state_dict(state)
     return model
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def _build_on_meta(args: dict[str, Any], source: str) -> Segmenter:
+    try:
+        with torch.device("meta"):
+            return create_model(**args)
+    except FcnlabError as err:
+        raise FcnlabError(f"{source} describes a model that cannot be built: {err}") from None
+    except Exception as err:  # hand-made arguments can fail deep inside a constructor
+        raise FcnlabError(
+            f"{source} describes a model that cannot be built ({type(err).__name__}: "
+            f"{shown(str(err), 80)}); it is damaged or from another fcnlab version."
+        ) from None
+
+
+def check_weights_fit(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise unless ``state`` has exactly ``model``'s weight names and shapes."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -115,6 +284,10 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
             f"missing, {len(unexpected)} unexpected, {len(shapes)} of another shape "
             f"(e.g. {example}); it was trained for another model or number of classes."
         )
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    check_weights_fit(model, state, source)
     model.load_state_dict(state)
 
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from fcnlab.engine.checkpoint import non_finite_count
 from fcnlab.errors import FcnlabError, original_message
 
 T = TypeVar("T")
@@ -47,12 +48,7 @@ class FiniteGuard:
 
 def count_nonfinite(module: nn.Module) -> int:
     """How many parameter and buffer values of ``module`` are NaN or inf (one host sync)."""
-    counts = [
-        (~torch.isfinite(t)).sum()
-        for t in module.state_dict().values()
-        if torch.is_floating_point(t) and t.numel()
-    ]
-    return int(torch.stack(counts).sum().item()) if counts else 0
+    return non_finite_count(module.state_dict())
 
 
 def steps_per_epoch(samples: int, batch_size: int, processes: int, grad_accum: int) -> int:

@@ -12,6 +12,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fcnlab.errors import FcnlabError
+from fcnlab.serialization import (
+    expect_dict,
+    expect_entry,
+    expect_int,
+    expect_number,
+    expect_palette,
+    expect_str_list,
+    expect_triple,
+    shown,
+)
 
 METADATA_KEY = "fcnlab"
 
@@ -39,29 +49,47 @@ class ModelCard:
     def from_json(cls, text: str, source: str = "model") -> ModelCard:
         try:
             data = json.loads(text)
-            return cls(
-                name=data["name"],
-                classes=tuple(data["classes"]),
-                palette=tuple(tuple(c) for c in data["palette"]),
-                ignore_index=int(data["ignore_index"]),
-                mean=tuple(data["mean"]),
-                std=tuple(data["std"]),
-                scale=float(data.get("scale", 1.0)),
-                model_args=dict(data.get("model_args", {})),
-            )
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, TypeError) as error:
             raise FcnlabError(f"{source} has a damaged fcnlab description ({error}).") from None
+        return cls.from_fields(data, f"{source}'s fcnlab description")
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> ModelCard:
-        norm = checkpoint["normalization"]
+    def from_checkpoint(
+        cls, checkpoint: dict[str, Any], source: str = "the checkpoint"
+    ) -> ModelCard:
+        model = expect_dict(expect_entry(checkpoint, "model", source), "model", source)
+        norm = expect_entry(checkpoint, "normalization", source)
+        fields = {
+            "name": model.get("name", "model"),
+            "classes": expect_entry(checkpoint, "classes", source),
+            "palette": expect_entry(checkpoint, "palette", source),
+            "ignore_index": expect_entry(checkpoint, "ignore_index", source),
+            "mean": expect_entry(norm, "mean", source),
+            "std": expect_entry(norm, "std", source),
+            "scale": checkpoint.get("scale", 1.0),
+            "model_args": model,
+        }
+        return cls.from_fields(fields, source)
+
+    @classmethod
+    def from_fields(cls, data: Any, source: str) -> ModelCard:
+        """A card from a mapping of its fields, each checked; ``source`` names it in errors."""
+        name = expect_entry(data, "name", source)
+        if not isinstance(name, str):
+            raise FcnlabError(
+                f"{source} has model name {shown(name)}, not a string; it is damaged."
+            )
+        classes = expect_str_list(expect_entry(data, "classes", source), "classes", source)
+        palette = expect_entry(data, "palette", source)
         return cls(
-            name=checkpoint["model"].get("name", "model"),
-            classes=tuple(checkpoint["classes"]),
-            palette=tuple(tuple(c) for c in checkpoint["palette"]),
-            ignore_index=int(checkpoint["ignore_index"]),
-            mean=tuple(norm["mean"]),
-            std=tuple(norm["std"]),
-            scale=float(checkpoint.get("scale", 1.0)),
-            model_args=dict(checkpoint["model"]),
+            name=name,
+            classes=tuple(classes),
+            palette=tuple(expect_palette(palette, "palette", source, len(classes))),
+            ignore_index=expect_int(
+                expect_entry(data, "ignore_index", source), "ignore_index", source
+            ),
+            mean=expect_triple(expect_entry(data, "mean", source), "mean", source),
+            std=expect_triple(expect_entry(data, "std", source), "std", source, positive=True),
+            scale=expect_number(data.get("scale", 1.0), "scale", source, positive=True),
+            model_args=dict(expect_dict(data.get("model_args", {}), "model_args", source)),
         )

@@ -6,13 +6,18 @@ sample), ``load(i) -> (PIL RGB image, HxW mask array)`` returning the raw, check
 ``(tv_tensors.Image uint8 3xHxW, tv_tensors.Mask HxW)`` and the mask always comes out as an
 int64 ``HxW`` tensor. Without a transform the image stays a uint8 ``3xHxW`` tensor.
 
-:class:`FileDataset` holds a list of :class:`Sample` file pairs; samples whose files are
-missing raise at construction, or with ``skip_missing=True`` are left out and described in
-``missing`` (which :func:`fcnlab.data.check_dataset` reports).
+:class:`FileDataset` holds a list of :class:`Sample` file pairs. A sample whose image or mask
+is missing, is not a regular file (a folder, a fifo, a broken link or a symlink loop) or
+resolves (symlinks followed) outside the dataset's root raises at construction, naming the
+entry; with ``skip_missing=True`` such samples are left out, never opened, and described in
+``missing`` (which :func:`fcnlab.data.check_dataset` reports as problems).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +101,7 @@ class FileDataset(SegmentationDataset):
         split: str,
         root: Path,
         skip_missing: bool = False,
+        extra_roots: Sequence[Path] = (),
     ) -> None:
         if not samples:
             raise FcnlabError(
@@ -106,13 +112,14 @@ class FileDataset(SegmentationDataset):
         self.transform = transform
         self.split = split
         self.root = root
-        problems = [_missing_file(sample) for sample in samples]
+        roots = [resolved_root(folder) for folder in (root, *extra_roots)]
+        problems = [sample_problem(sample, roots) for sample in samples]
         self.missing = [problem for problem in problems if problem]
         if self.missing and not skip_missing:
             raise FcnlabError(
                 f"{len(self.missing)} of {len(samples)} samples of split '{split}' under {root} "
-                f"have missing files (first: {self.missing[0]}); add the files, fix the list, "
-                "or pass skip_missing=True to leave them out."
+                f"have missing or unusable files (first: {self.missing[0]}); fix the files or "
+                "the list, or pass skip_missing=True to leave them out."
             )
         self.samples = [
             sample for sample, problem in zip(samples, problems, strict=True) if not problem
@@ -140,9 +147,41 @@ class FileDataset(SegmentationDataset):
         return f"{type(self).__name__}(root={self.root}, split={self.split!r}, size={len(self)})"
 
 
-def _missing_file(sample: Sample) -> str:
-    if not sample.image.is_file():
-        return f"{sample.name}: image {sample.image} not found"
-    if not sample.mask.is_file():
-        return f"{sample.name}: mask {sample.mask} not found"
+def resolved_root(root: Path) -> Path:
+    """``root`` with every symlink followed, so samples can be compared against it."""
+    try:
+        return root.resolve(strict=True)
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise FcnlabError(f"dataset root {root} cannot be resolved ({error}); fix it.") from None
+
+
+def sample_problem(sample: Sample, roots: Sequence[Path]) -> str:
+    """Why ``sample`` cannot be used (one line naming it), or ``""`` when it can."""
+    for what, path in (("image", sample.image), ("mask", sample.mask)):
+        problem = file_problem(path, roots)
+        if problem:
+            return f"{sample.name}: {what} {path} {problem}"
+    return ""
+
+
+def file_problem(path: Path, roots: Sequence[Path]) -> str:
+    """Why ``path`` is not a readable regular file inside one of ``roots``, or ``""``."""
+    try:
+        target = path.resolve(strict=False)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return "is a symlink loop"
+    if not any(target.is_relative_to(root) for root in roots):
+        return f"resolves to {target}, outside the dataset root {roots[0]}"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken link" if path.is_symlink() else "not found"
+    except OSError as error:  # ELOOP where resolve() does not raise (3.13+), EACCES, ...
+        return "is a symlink loop" if error.errno == errno.ELOOP else f"cannot be read ({error})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a fifo, socket or device)"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
     return ""

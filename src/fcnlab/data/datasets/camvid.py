@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fcnlab.data.classes import CAMVID_INFO
 from fcnlab.data.datasets.base import FileDataset, Sample, Transform
-from fcnlab.data.decode import IMAGE_SUFFIXES, index_by_stem
+from fcnlab.data.decode import IMAGE_SUFFIXES, index_by_stem, read_text_file
 from fcnlab.errors import FcnlabError
 
 
@@ -53,7 +53,7 @@ def camvid_samples(root: Path, split: str) -> list[Sample]:
 
 def samples_from_list(root: Path, list_file: Path) -> list[Sample]:
     samples = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text_file(list_file).splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue

@@ -6,7 +6,8 @@ it is identical on every machine, process and DataLoader worker. Class 0 is the 
 ring, cross, ellipse), each in its own saturated colour with per-shape colour jitter and
 pixel noise, 2-5 shapes per image, later shapes drawn over earlier ones. Colour and shape
 make the classes easy for a small CNN (>= 0.9 mIoU), so the whole pipeline can be exercised
-offline in minutes. No pixel is ignored; ``ignore_index`` is 255.
+offline in minutes. No pixel is ignored; ``ignore_index`` is 255. The splits are ``train``,
+``val`` and ``test``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SHAPE_COLORS = (
     (30, 205, 215), (245, 130, 20),
 )  # fmt: skip
 MAX_CLASSES = len(SHAPES) + 1
+#: The splits; each draws its own samples (``train`` 64 by default, the others 16).
+SPLITS = ("train", "val", "test")
 
 
 def synthetic_info(num_classes: int = 4) -> DatasetInfo:
@@ -59,13 +62,19 @@ class SyntheticShapes(SegmentationDataset):
         seed: int = 0,
         skip_missing: bool = False,
     ) -> None:
+        if split not in SPLITS:
+            raise FcnlabError(
+                f"synthetic has no split '{split}'; choose one of {', '.join(SPLITS)}."
+            )
         height, width = size
         if height < 16 or width < 16:
             raise FcnlabError(f"synthetic size {tuple(size)} is too small; use at least (16, 16).")
         if length is None:
             length = 64 if split == "train" else 16
-        if length < 1 or seed < 0:
-            raise FcnlabError(f"synthetic length ({length}) must be >= 1 and seed ({seed}) >= 0.")
+        if length < 1:
+            raise FcnlabError(f"synthetic length is {length}; it must be at least 1.")
+        if seed < 0:
+            raise FcnlabError(f"synthetic seed is {seed}; it must be 0 or more.")
         self.info = synthetic_info(num_classes)
         self.split = split
         self.size = (int(height), int(width))

@@ -59,8 +59,16 @@ class VOCDataset(FileDataset):
             samples = voc_samples(voc, read_split(voc, split))
         if any(s.mask.suffix == ".mat" for s in samples):
             scipy_loadmat()  # fail now, not at the first .mat label
+        # An SBD release given as sbd_root may live outside root; its files are trusted too.
+        extra = [Path(sbd_root)] if split == "train_aug" and sbd_root is not None else []
         super().__init__(
-            samples, VOC_INFO, transform, split=split, root=root, skip_missing=skip_missing
+            samples,
+            VOC_INFO,
+            transform,
+            split=split,
+            root=root,
+            skip_missing=skip_missing,
+            extra_roots=extra,
         )
 
     def read_mask_file(self, path: Path) -> np.ndarray:
