@@ -60,7 +60,7 @@ def test_overrides_parse_values_as_yaml():
         ("train.steps=ten", r"config key 'train.steps' must be an integer >= 1, not 'ten'"),
         ("train.steps=1.5", r"must be an integer >= 1, not 1.5"),
         ("train.deterministic=3", r"must be true or false"),
-        ("train.precision=fp8", r"'train.precision' must be one of fp32, bf16, fp16, not 'fp8'"),
+        ("train.precision=fp8", r"'train.precision' must be one of auto, fp32, bf16, fp16, not"),
         ("train.class_weights=inverse", r"class_weights' must be"),
         ("data.crop_size=[1, x]", r"'data.crop_size\[1\]' must be an integer >= 1"),
         ("train.lr", r"must look like section.key=value"),

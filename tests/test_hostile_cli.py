@@ -26,6 +26,7 @@ from fcnlab.config import (
     SECTIONS,
     Ascending,
     Available,
+    Duration,
     ExperimentConfig,
     Length,
     ModelName,
@@ -75,6 +76,8 @@ def _violations(constraint: object, base: Any) -> list[Any]:
         return [[2.0, 1.0]]
     if isinstance(constraint, ModelName):
         return ["fcn8s_nosuchnet"]
+    if isinstance(constraint, Duration):
+        return ["abc", "0m", "-5m", "1h1h", "10"]
     if isinstance(constraint, Available):
         return [] if torch.cuda.is_available() else ["cuda"]
     raise AssertionError(f"no bad values known for {constraint!r}; extend the sweep")

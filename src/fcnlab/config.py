@@ -72,6 +72,11 @@ class ModelName:
     """A name from the model registry (``fcnlab models`` lists them)."""
 
 
+@dataclass(frozen=True)
+class Duration:
+    """A positive duration such as ``90s``, ``45m``, ``1h30m`` (see :func:`parse_duration`)."""
+
+
 PositiveInt = Annotated[int, Range(1)]
 NonNegativeInt = Annotated[int, Range(0)]
 PositiveFloat = Annotated[float, Range(0, open_low=True)]
@@ -138,7 +143,10 @@ class DataConfig(_Section):
 @dataclass
 class TrainConfig(_Section):
     _key: typing.ClassVar[str] = "train"
-    steps: PositiveInt = 150  # optimizer steps
+    steps: PositiveInt = 150  # optimizer steps (the most, with a time_budget)
+    #: Train for this long (e.g. 60m): the LR schedule follows the share of the budget spent,
+    #: the final validation fits inside it, and the run stops at it.
+    time_budget: Annotated[str, Duration()] | None = None
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: PositiveFloat = 0.002
     backbone_lr_mult: NonNegativeFloat = 1.0  # e.g. 0.1 for a pretrained backbone
@@ -148,8 +156,9 @@ class TrainConfig(_Section):
     poly_power: NonNegativeFloat = 0.9
     class_weights: Literal["median_frequency"] | list[NonNegativeFloat] | None = None
     aux_weight: NonNegativeFloat = 0.4
-    #: fp32, bf16 (CPU and GPU) or fp16 (GPU, with a grad scaler).
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    #: auto (bf16 where the CPU/GPU has native bf16, fp16 on GPUs without it, else fp32),
+    #: fp32, bf16 (CPU and GPU) or fp16 (GPU, with a grad scaler); see fcnlab.hardware.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = False
     grad_accum: PositiveInt = 1
     grad_clip: PositiveFloat | None = None
@@ -362,6 +371,30 @@ def _apply(constraint: object, value: Any, hint: Any, name: str) -> None:
             )
     if isinstance(constraint, ModelName):
         _check_model_name(value, name)
+    if isinstance(constraint, Duration):
+        try:
+            parse_duration(value)
+        except ValueError:
+            raise _RangeError(
+                f"{_label(name)} must be {describe(hint)}, not {_show(value)}."
+            ) from None
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``90s``, ``45m``, ``1.5h``, ``1h30m``, ``2h15m10s`` (> 0)."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    total, number, seen = 0.0, "", ""
+    for char in text.strip().lower():
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in units and number and char not in seen:
+            total += float(number) * units[char]
+            number, seen = "", seen + char
+        else:
+            raise ValueError(text)
+    if number or not seen or not 0 < total < math.inf:
+        raise ValueError(text)
+    return total
 
 
 def _check_model_name(model: str, name: str) -> None:
@@ -410,6 +443,8 @@ def _describe_annotated(base: Any, metadata: tuple) -> str:
             text += ", in increasing order"
         elif isinstance(constraint, ModelName):
             text = "a model name (see `fcnlab models`)"
+        elif isinstance(constraint, Duration):
+            text = "a duration such as 90s, 45m or 1h30m"
     return text
 
 

@@ -105,7 +105,9 @@ def eval_(
     scale: Annotated[
         float | None, typer.Option(help="Working resolution (default: the training scale).")
     ] = None,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (GPU).")] = "fp32",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 where native, else fp32), fp32, bf16 or fp16 (GPU).")
+    ] = "auto",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the metrics JSON.")
     ] = None,

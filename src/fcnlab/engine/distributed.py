@@ -65,6 +65,17 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def broadcast_floats(values: list[float], src: int = 0) -> list[float]:
+    """Rank ``src``'s ``values`` on every rank (a collective); ``values`` without a group."""
+    if not dist.is_initialized():
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.broadcast(tensor, src)
+    return tensor.cpu().tolist()
+
+
 def all_gather_object(value: object) -> list:
     """Every rank's ``value`` in rank order (a collective); ``[value]`` without a group."""
     if not dist.is_initialized():

@@ -25,9 +25,13 @@ from fcnlab.engine.distributed import Context
 from fcnlab.engine.guards import batches
 from fcnlab.engine.metrics import ConfusionMatrix, predicted_classes
 from fcnlab.errors import FcnlabError
+from fcnlab.hardware import resolve_precision
 
 
 def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` (``auto`` resolved for ``device``)."""
+    if precision == "auto":
+        precision = resolve_precision("auto", device).precision
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     if precision == "fp16":
@@ -132,7 +136,7 @@ def evaluate_checkpoint(
     root: Path | None = None,
     split: str | None = None,
     scale: float | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     json_path: Path | None = None,
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a checkpoint on its own dataset's val split or another one; write JSON."""
@@ -154,7 +158,7 @@ def evaluate_checkpoint(
     dataset = build_dataset(
         name, root, split, eval_transforms(norm["mean"], norm["std"]), **options
     )
-    model = model_from_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, f"checkpoint {checkpoint_path}")
     if dataset.info.num_classes != model.num_classes:
         raise FcnlabError(
             f"{name} has {dataset.info.num_classes} classes but the checkpoint predicts "
@@ -162,6 +166,10 @@ def evaluate_checkpoint(
         )
     ctx = distributed.setup("auto")
     try:
+        choice = resolve_precision(precision, ctx.device)
+        precision = choice.precision
+        if ctx.is_main:
+            print(choice.line())
         model.to(ctx.device)
         metrics = evaluate(
             model, dataset, ctx, scale=scale or checkpoint.get("scale", 1.0), precision=precision
@@ -171,7 +179,13 @@ def evaluate_checkpoint(
     if not ctx.is_main:
         return metrics, None
     json_path = json_path or checkpoint_path.with_name(f"{checkpoint_path.stem}_eval_{split}.json")
-    payload = {**metrics, "checkpoint": str(checkpoint_path), "dataset": name, "split": split}
+    payload = {
+        **metrics,
+        "checkpoint": str(checkpoint_path),
+        "dataset": name,
+        "split": split,
+        "precision": precision,
+    }
     try:
         json_path.write_text(json.dumps(payload, indent=1))
     except OSError as err:

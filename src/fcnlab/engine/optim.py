@@ -33,12 +33,17 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
-def poly_lr(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at optimizer step ``step`` (0-based): warm-up, then poly decay to 0."""
+def poly_lr(step: int, cfg: TrainConfig, fraction: float | None = None) -> float:
+    """Learning rate at optimizer step ``step`` (0-based): warm-up, then poly decay to 0.
+
+    ``fraction`` (a time-budgeted run): the share of the budget spent, which replaces the
+    share of ``cfg.steps`` done as the poly schedule's progress.
+    """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (1 - min(progress, 1.0)) ** cfg.poly_power
+    if fraction is None:
+        fraction = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (1 - min(max(fraction, 0.0), 1.0)) ** cfg.poly_power
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

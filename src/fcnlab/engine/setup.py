@@ -27,12 +27,14 @@ from fcnlab.data import (
     eval_transforms,
     train_transforms,
 )
+from fcnlab.engine.budget import Budget
 from fcnlab.engine.distributed import Context
 from fcnlab.engine.guards import FiniteGuard, steps_per_epoch
 from fcnlab.engine.losses import SegmentationLoss, class_weights
 from fcnlab.engine.optim import build_optimizer
 from fcnlab.engine.runlog import MetricsLog
 from fcnlab.errors import FcnlabError
+from fcnlab.hardware import PrecisionChoice, resolve_precision
 from fcnlab.models import Segmenter, create_model
 from fcnlab.models.transfer import init_from
 
@@ -83,7 +85,10 @@ class Run:
     info: DatasetInfo
     log: MetricsLog | None
     guard: FiniteGuard
+    precision: PrecisionChoice  # train.precision resolved for this device (auto -> ...)
+    budget: Budget
     last_metrics: dict | None = None  # the latest validation
+    lr: float = 0.0  # the learning rate of the last optimizer step
     saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
 
     def loader(self, epoch: int, skip_samples: int) -> DataLoader:
@@ -107,7 +112,7 @@ NORMALIZATION = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
 
 def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
-    _check_precision(cfg, ctx)
+    precision = _precision(cfg, ctx)
     torch.manual_seed(cfg.train.seed + ctx.rank)
     if cfg.train.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -132,7 +137,7 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
         net=net,
         model=model,
         optimizer=build_optimizer(net, cfg.train),
-        scaler=torch.amp.GradScaler(ctx.device.type, enabled=cfg.train.precision == "fp16"),
+        scaler=torch.amp.GradScaler(ctx.device.type, enabled=precision.precision == "fp16"),
         loss_fn=SegmentationLoss(info.ignore_index, weights, cfg.train.aux_weight),
         train_set=SeededDataset(train_set, cfg.train.seed),
         sampler=sampler,
@@ -142,6 +147,8 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
         if ctx.is_main
         else None,
         guard=FiniteGuard(ctx.device),
+        precision=precision,
+        budget=Budget.from_config(cfg.train.time_budget),
     )
 
 
@@ -160,12 +167,13 @@ def _distribute(net: Segmenter, ctx: Context) -> tuple[Segmenter, nn.Module]:
     return net, DistributedDataParallel(net, device_ids=[ctx.device.index])
 
 
-def _check_precision(cfg: ExperimentConfig, ctx: Context) -> None:
+def _precision(cfg: ExperimentConfig, ctx: Context) -> PrecisionChoice:
     if cfg.train.precision == "fp16" and ctx.device.type != "cuda":
         raise FcnlabError(
-            "train.precision=fp16 needs a CUDA GPU; on a CPU use fp32 (or bf16 where the CPU "
-            "has AMX or AVX512-BF16)."
+            "train.precision=fp16 needs a CUDA GPU; on a CPU use auto (bf16 where the CPU "
+            "has AMX or AVX512-BF16, else fp32)."
         )
+    return resolve_precision(cfg.train.precision, ctx.device)
 
 
 def _datasets(cfg: ExperimentConfig) -> tuple[SegmentationDataset, SegmentationDataset]:

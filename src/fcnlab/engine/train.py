@@ -68,11 +68,16 @@ def train(
 
 
 def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
-    """Train until ``train.steps``; False when stopped early by ``stop_after``."""
+    """Train until ``train.steps`` or the time budget; False when stopped by ``stop_after``."""
     cfg, ctx = run.cfg.train, run.ctx
     accum, micro = cfg.grad_accum, 0
     losses, seen, tick = [], 0, time.perf_counter()
     started, elapsed_before = time.perf_counter(), state.elapsed_s
+    if state.step and run.budget.exhausted(state.elapsed_s):
+        raise FcnlabError(
+            f"the run already used its {run.budget.describe()} ({state.elapsed_s:.0f} s, "
+            f"{state.step} steps); raise train.time_budget to continue it."
+        )
     run.model.train()
     with _progress(run, state) as (progress, task):
         while state.step < cfg.steps:
@@ -90,7 +95,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 last_micro = micro == accum
                 sync = nullcontext() if last_micro or not ctx.distributed else run.model.no_sync()
                 with sync:
-                    with autocast(ctx.device, cfg.precision):
+                    with autocast(ctx.device, run.precision.precision):
                         out = run.model(images)
                     loss = run.loss_fn(out, masks)
                     run.scaler.scale(loss / accum).backward()
@@ -101,18 +106,20 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 if not last_micro:
                     continue
                 micro = 0
-                _optimizer_step(run, state)
+                elapsed, out_of_time = _clock(run, elapsed_before + time.perf_counter() - started)
+                _optimizer_step(run, state, elapsed)
                 state.elapsed_s = elapsed_before + time.perf_counter() - started
+                final = state.step >= cfg.steps or out_of_time
                 progress.update(task, advance=1)
-                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                if state.step % cfg.log_every == 0 or final:
                     # The only host sync for the loss: once per log interval, not per step.
                     check_finite(run, state)
                     rate = seen * ctx.world_size / (time.perf_counter() - tick)
                     loss = _log_train(run, state, losses, rate)
                     progress.update(task, loss=f"{loss:.3f}")
                     losses, seen, tick = [], 0, time.perf_counter()
-                _validate_and_save(run, state)
-                if state.step >= cfg.steps:
+                _validate_and_save(run, state, final)
+                if final:
                     return True
                 if stop_after is not None and state.step >= stop_after:
                     _save_last(run, state)
@@ -154,9 +161,21 @@ def _save_last(run: Run, state: TrainState, metrics=None) -> None:
     run.saved_step = state.step
 
 
-def _optimizer_step(run: Run, state: TrainState) -> None:
+def _clock(run: Run, elapsed: float) -> tuple[float, bool]:
+    """(elapsed seconds, budget exhausted), the same on every process (rank 0's clock)."""
+    if run.budget.seconds is None:
+        return elapsed, False
+    out_of_time = run.budget.exhausted(elapsed)
+    if run.ctx.distributed:
+        elapsed, flag = distributed.broadcast_floats([elapsed, float(out_of_time)])
+        out_of_time = flag > 0.5
+    return elapsed, out_of_time
+
+
+def _optimizer_step(run: Run, state: TrainState, elapsed: float) -> None:
     cfg = run.cfg.train
-    set_lr(run.optimizer, poly_lr(state.step, cfg))
+    run.lr = poly_lr(state.step, cfg, run.budget.fraction(elapsed))
+    set_lr(run.optimizer, run.lr)
     if cfg.grad_clip is not None:
         run.scaler.unscale_(run.optimizer)
         torch.nn.utils.clip_grad_norm_(run.net.parameters(), cfg.grad_clip)
@@ -173,7 +192,7 @@ def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> float:
         "step": state.step,
         "epoch": state.epoch,
         "train_loss": round(loss, 5),
-        "lr": poly_lr(state.step - 1, run.cfg.train),
+        "lr": run.lr,
         "images_per_s": round(rate, 2),
         "elapsed_s": round(state.elapsed_s, 1),
     }
@@ -187,12 +206,12 @@ def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> float:
     return loss
 
 
-def _validate_and_save(run: Run, state: TrainState) -> None:
+def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
     cfg = run.cfg.train
-    final = state.step >= cfg.steps
     if final or state.step % cfg.val_every == 0:
         distributed.broadcast_buffers(run.net)  # every rank evaluates what rank 0 saves
         check_finite(run, state)
+        began = time.perf_counter()
         metrics = evaluate(
             run.net,
             run.val_set,
@@ -200,9 +219,10 @@ def _validate_and_save(run: Run, state: TrainState) -> None:
             scale=run.cfg.data.scale,
             batch_size=run.cfg.data.eval_batch_size,
             workers=run.cfg.data.workers,
-            precision=cfg.precision,
+            precision=run.precision.precision,
             loss_fn=run.loss_fn,
         )
+        run.budget.reserve_s = time.perf_counter() - began  # what the final one will take
         if not math.isfinite(metrics["loss"]):
             raise FcnlabError(
                 f"the validation loss became {metrics['loss']} at step {state.step}; stopped "
@@ -222,9 +242,7 @@ def _validate_and_save(run: Run, state: TrainState) -> None:
                     },
                 }
             )
-            console.print(
-                f"step {state.step}/{cfg.steps} val: {format_summary(metrics)}", highlight=False
-            )
+            console.print(f"step {state.step} val: {format_summary(metrics)}", highlight=False)
             if improved:
                 save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
             run.last_metrics = metrics
@@ -242,9 +260,16 @@ def _announce(run: Run) -> None:
         f"{run.info.num_classes} classes) -> {run.run_dir}\n"
         f"batch {data.batch_size} x {run.ctx.world_size} processes x {train.grad_accum} "
         f"accumulation = {effective} images per step; lr {train.lr} ({train.optimizer}), "
-        f"{train.steps} steps, {train.precision} on {run.ctx.device}" + _batchnorm_note(run),
+        f"{_length(run)} on {run.ctx.device}; {run.precision.line()}" + _batchnorm_note(run),
         highlight=False,
     )
+
+
+def _length(run: Run) -> str:
+    steps = run.cfg.train.steps
+    if run.budget.seconds is None:
+        return f"{steps} steps"
+    return f"{run.budget.describe()} (at most {steps} steps)"
 
 
 def _batchnorm_note(run: Run) -> str:
@@ -279,6 +304,9 @@ def _finish(run: Run, state: TrainState) -> None:
             "checkpoint": str(run.run_dir / "last.pt"),
             "split": run.cfg.data.val_split,
             "best_miou": state.best_miou,
+            "steps": state.step,
+            "elapsed_s": round(state.elapsed_s, 1),
+            "time_budget_s": run.budget.seconds,
         }
         (run.run_dir / "eval.json").write_text(json.dumps(payload, indent=1))
         console.print(format_metrics(metrics))
