@@ -9,16 +9,14 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-import torch
+from fcnlab import hardware
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def machine_line() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, Python {platform.python_version()}"
-    )
+    """The CPU model and the ISA that decides its speed, CPUs/threads, torch, Python."""
+    return f"{hardware.machine_line()}, Python {platform.python_version()}"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

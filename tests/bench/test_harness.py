@@ -24,6 +24,7 @@ from fcnlab.bench.harness import expand_paths
 from fcnlab.bench.timing import Timing, time_call
 from fcnlab.cli import app
 from fcnlab.errors import FcnlabError
+from fcnlab.hardware import bf16_is_native
 from fcnlab.infer.runtime import PATHS, resolve_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +153,20 @@ def test_timing_statistics():
 
 def test_ceilings_are_positive():
     ceilings = measure_ceilings(gemm_size=128, repeats=1, conv=False)
-    assert ceilings.fp32_gflops > 0 and ceilings.bf16_gflops > 0
+    assert ceilings.fp32_gflops > 0
+    assert (ceilings.bf16_gflops is not None) == bf16_is_native("cpu")
+    assert ceilings.bf16_gflops is None or ceilings.bf16_gflops > 0
+
+
+def test_bf16_ceilings_are_skipped_where_bf16_is_emulated(monkeypatch):
+    import fcnlab.bench.ceilings as module
+
+    monkeypatch.setattr(module, "bf16_is_native", lambda device: False)
+    monkeypatch.setattr(
+        module, "gemm_gflops", lambda dtype, *a: 1.0 if dtype == torch.float32 else 1 / 0
+    )
+    ceilings = measure_ceilings(gemm_size=64, repeats=1, conv=False)
+    assert ceilings.fp32_gflops == 1.0 and ceilings.bf16_gflops is None
     assert conv_gflops(torch.float32, channels=8, size=16, repeats=1) > 0
     assert conv_gflops(torch.bfloat16, channels=8, size=16, repeats=1) > 0
 

@@ -5,6 +5,10 @@ the hardware the model uses. Contract of every ``*_gflops`` function: the median
 ``repeats`` timed runs (after one warm-up) of ``flops / seconds / 1e9`` with the current
 ``torch.get_num_threads()``, on the CPU unless ``device`` says otherwise.
 
+Ceilings of bf16 are measured only where bf16 is native (AMX/AVX512-BF16 CPUs, bf16 GPUs):
+elsewhere bf16 is emulated, a measurement would take minutes and say nothing about the
+hardware, so they are ``None``.
+
 - GEMM: ``n x n @ n x n`` square matrix products, ``2 n^3`` FLOPs.
 - conv: a 3x3, stride 1, padding 1 convolution of ``channels`` in and out over one
   ``size x size`` image, ``2 * 9 * channels^2 * size^2`` FLOPs; fp32 in NCHW, bf16 in
@@ -19,12 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from fcnlab.bench.timing import time_call
+from fcnlab.hardware import bf16_is_native
 
 
 @dataclass(frozen=True)
 class Ceilings:
     fp32_gflops: float
-    bf16_gflops: float
+    bf16_gflops: float | None  # None where bf16 is not native (not measured)
     conv_fp32_gflops: float | None = None
     conv_bf16_gflops: float | None = None
     gemm_size: int = 2048
@@ -72,12 +77,15 @@ def measure_ceilings(
     repeats: int = 5,
     conv: bool = True,
     device: torch.device | str = "cpu",
+    bf16: bool | None = None,
 ) -> Ceilings:
-    """fp32 and bf16 GEMM ceilings, plus the 3x3 conv ones when ``conv`` is true."""
+    """fp32 GEMM ceilings, plus the 3x3 conv ones when ``conv`` is true, and bf16's when
+    ``bf16`` (default: where bf16 is native on ``device``)."""
+    bf16 = bf16_is_native(device) if bf16 is None else bf16
     return Ceilings(
         fp32_gflops=gemm_gflops(torch.float32, gemm_size, repeats, device),
-        bf16_gflops=gemm_gflops(torch.bfloat16, gemm_size, repeats, device),
+        bf16_gflops=gemm_gflops(torch.bfloat16, gemm_size, repeats, device) if bf16 else None,
         conv_fp32_gflops=conv_gflops(torch.float32, device=device) if conv else None,
-        conv_bf16_gflops=conv_gflops(torch.bfloat16, device=device) if conv else None,
+        conv_bf16_gflops=conv_gflops(torch.bfloat16, device=device) if conv and bf16 else None,
         gemm_size=gemm_size,
     )

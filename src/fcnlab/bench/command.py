@@ -11,6 +11,7 @@ unless that path failed.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,13 +32,17 @@ from fcnlab.bench.harness import (
 from fcnlab.bench.timing import check_counts
 from fcnlab.config import PositiveInt, coerce
 from fcnlab.errors import FcnlabError
+from fcnlab.hardware import cpu_model, isa_summary, machine_line
 from fcnlab.infer.runtime import bf16_is_fast, resolve_path
 
 
 def machine_info() -> dict[str, Any]:
     """What the numbers depend on: CPU, threads, library versions, the default path."""
     info: dict[str, Any] = {
-        "cpu": platform.processor() or platform.machine(),
+        "machine": machine_line(),
+        "cpu": cpu_model(),
+        "isa": isa_summary(),
+        "cores": os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -124,10 +129,13 @@ def bench_command(
     paths = expand_paths(path or ["best"])  # unknown paths too, before measuring anything
     console = Console()
     ceilings = measure_ceilings()
-    console.print(
-        f"ceilings: fp32 GEMM {ceilings.fp32_gflops:.0f} GFLOP/s, "
-        f"bf16 GEMM {ceilings.bf16_gflops:.0f} GFLOP/s ({torch.get_num_threads()} threads)"
+    bf16 = (
+        f"bf16 GEMM {ceilings.bf16_gflops:.0f} GFLOP/s"
+        if ceilings.bf16_gflops is not None
+        else "bf16 not measured (no native bf16 here)"
     )
+    console.print(f"machine: {machine_line()}", highlight=False)
+    console.print(f"ceilings: fp32 GEMM {ceilings.fp32_gflops:.0f} GFLOP/s, {bf16}")
     rows = bench_models(candidates, hw, batch, paths, repeats, warmup, classes, ceilings)
     title = f"{batch}x3x{hw[0]}x{hw[1]}, median of {repeats} after {warmup} warm-up"
     console.print(rich_table(rows, title))

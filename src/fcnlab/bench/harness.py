@@ -220,7 +220,7 @@ def _measure(
         "gflops": gflops,
         "achieved_gflops": achieved,
         "frac_fp32_ceiling": achieved / s.ceilings.fp32_gflops,
-        "frac_bf16_ceiling": achieved / s.ceilings.bf16_gflops,
+        "frac_bf16_ceiling": achieved / s.ceilings.bf16_gflops if s.ceilings.bf16_gflops else None,
         "agreement": (got.argmax(1) == want.argmax(1)).float().mean().item(),
         "max_abs_diff": diff,
         "rel_diff": diff / max(want.abs().max().item(), 1e-12),
@@ -253,7 +253,7 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         f"{row['gflops']:.2f}",
         f"{row['achieved_gflops']:.0f}",
         f"{100 * row['frac_fp32_ceiling']:.0f}",
-        f"{100 * row['frac_bf16_ceiling']:.0f}",
+        _percent(row["frac_bf16_ceiling"]),
         f"{100 * row['agreement']:.2f}",
         f"{row['max_abs_diff']:.1e}",
     ]
@@ -263,3 +263,7 @@ TABLE_HEADER = [
     "model", "path", "median ms", "p25-p75 ms", "images/s", "GFLOPs", "GFLOP/s",
     "% fp32 ceiling", "% bf16 ceiling", "agreement %", "max abs diff",
 ]  # fmt: skip
+
+
+def _percent(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.0f}"

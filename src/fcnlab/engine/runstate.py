@@ -26,6 +26,7 @@ class TrainState:
     batch_in_epoch: int = 0  # batches of this epoch already consumed
     best_miou: float = -1.0
     elapsed_s: float = 0.0  # training wall time, across resumes
+    val_s: float = 0.0  # the last validation's duration (a time budget's final reserve)
 
 
 def checkpoint_of(run: Run, metrics=None, train_state=None) -> dict:
@@ -70,8 +71,9 @@ def restore(run: Run) -> TrainState:
     if run.ctx.rank < len(rngs):  # a rank the saved run did not have keeps its fresh seed
         torch.set_rng_state(rngs[run.ctx.rank])
     fields = TrainState.__dataclass_fields__
-    state = TrainState(**{k: saved[k] for k in fields})
+    state = TrainState(**{k: saved[k] for k in fields if k in saved})
     run.saved_step = state.step
+    run.budget.reserve_s = state.val_s
     if run.log is not None:
         run.log.truncate(state.step)  # rows after the checkpoint will be written again
     return state

@@ -120,6 +120,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                     losses, seen, tick = [], 0, time.perf_counter()
                 _validate_and_save(run, state, final)
                 if final:
+                    state.elapsed_s = elapsed_before + time.perf_counter() - started
                     return True
                 if stop_after is not None and state.step >= stop_after:
                     _save_last(run, state)
@@ -222,7 +223,7 @@ def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
             precision=run.precision.precision,
             loss_fn=run.loss_fn,
         )
-        run.budget.reserve_s = time.perf_counter() - began  # what the final one will take
+        state.val_s = run.budget.reserve_s = time.perf_counter() - began  # the final one's need
         if not math.isfinite(metrics["loss"]):
             raise FcnlabError(
                 f"the validation loss became {metrics['loss']} at step {state.step}; stopped "

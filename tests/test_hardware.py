@@ -1,0 +1,86 @@
+"""``precision: auto`` per capability (the probe monkeypatched), and the machine line."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from fcnlab import hardware
+
+AMX = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
+AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
+AVX2 = frozenset({"avx2", "fma"})
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+    def use(flags: frozenset[str], model: str = "Test CPU") -> None:
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(hardware, "cpu_model", lambda: model)
+        hardware.warn_slow_bf16.cache_clear()
+
+    return use
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "because"),
+    [
+        (AMX, "bf16", "has AMX"),
+        (AVX512_BF16, "bf16", "has AVX512-BF16"),
+        (AVX2, "fp32", "no AMX/AVX512-BF16 (AVX2), bf16 is emulated"),
+        (frozenset({"avx2", "avx512f"}), "fp32", "(AVX2 / AVX-512)"),
+    ],
+)
+def test_auto_on_cpus(cpu, flags, precision, because):
+    cpu(flags, "Some CPU")
+    choice = hardware.resolve_precision("auto", "cpu")
+    assert choice.precision == precision
+    assert because in choice.reason and "Some CPU" in choice.reason
+    assert choice.line().startswith(f"precision {precision} (auto: Some CPU")
+
+
+@pytest.mark.parametrize(("bf16", "precision"), [(True, "bf16"), (False, "fp16")])
+def test_auto_on_gpus(monkeypatch, bf16, precision):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Test GPU")
+    choice = hardware.resolve_precision("auto", torch.device("cuda", 0))
+    assert choice.precision == precision and "Test GPU" in choice.reason
+
+
+def test_forced_bf16_without_native_units_warns_once_and_runs(cpu):
+    cpu(AVX2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert hardware.resolve_precision("bf16", "cpu").precision == "bf16"
+    assert len(caught) == 1 and "about 10x slower than fp32" in str(caught[0].message)
+
+
+def test_forced_bf16_with_native_units_does_not_warn(cpu):
+    cpu(AMX)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert hardware.resolve_precision("bf16", "cpu").reason == "as configured"
+
+
+def test_explicit_precisions_are_kept(cpu):
+    cpu(AMX)
+    assert hardware.resolve_precision("fp32", "cpu").precision == "fp32"
+
+
+def test_isa_summary_and_machine_line(cpu):
+    cpu(AMX, "Intel(R) Xeon(R) Test")
+    assert hardware.isa_summary() == "AVX2 / AVX-512 / VNNI / AVX512-BF16 / AMX"
+    assert hardware.isa_summary(AVX2) == "AVX2"
+    line = hardware.machine_line()
+    assert line.startswith("Intel(R) Xeon(R) Test (AVX2 / AVX-512 / VNNI / AVX512-BF16 / AMX), ")
+    assert f"{torch.get_num_threads()} threads" in line and "torch " in line
+
+
+def test_the_real_probe_reads_this_machine():
+    assert hardware.cpu_model()
+    assert isinstance(hardware.cpu_flags(), frozenset)
+    choice = hardware.resolve_precision("auto", "cpu")
+    assert choice.precision == ("bf16" if hardware.cpu_has_native_bf16() else "fp32")
