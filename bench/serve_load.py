@@ -5,7 +5,8 @@ Starts the server in a subprocess with its default limits (``--max-memory-mb 102
 one asyncio loop for a fixed time. Each client sends, one after another, a mix of uploads
 (weights in :data:`MIX`): a normal photo-sized image, a large image the server must tile, and
 hostile ones (a decompression bomb, an image over the pixel limit, a body over the upload
-limit, text that is not an image, a half-sent upload abandoned after 1 s). Reported per level:
+limit, text that is not an image, a half-sent upload abandoned after 1 s); a client told 503
+waits the ``Retry-After`` it was given before its next upload. Reported per level:
 requests, throughput (all answers and 200s), p50/p99 latency, the server's peak RSS (VmHWM,
 reset before each level through /proc/PID/clear_refs) and answers counted by status.
 
@@ -48,6 +49,7 @@ class Record:
     kind: str
     status: int  # 0: no answer (connection error or client timeout)
     seconds: float
+    retry_after: float = 0.0  # what a 503 asked the client to wait
 
 
 def png(image: Image.Image) -> bytes:
@@ -88,16 +90,18 @@ def payloads(max_pixels: int, seed: int = 0) -> dict[str, bytes]:
 
 
 async def send(client: httpx.AsyncClient, url: str, kind: str, data: dict[str, bytes]) -> Record:
-    started = time.perf_counter()
+    started, wait = time.perf_counter(), 0.0
     try:
         if kind == "abandoned":
             status = await abandon(url, data["normal"])
         else:
             files = {"file": (f"{kind}.png", data[kind], "image/png")}
-            status = (await client.post(f"{url}/predict", files=files)).status_code
+            response = await client.post(f"{url}/predict", files=files)
+            status = response.status_code
+            wait = float(response.headers.get("retry-after", 0))
     except (httpx.HTTPError, OSError):
         status = 0
-    return Record(kind, status, time.perf_counter() - started)
+    return Record(kind, status, time.perf_counter() - started, wait)
 
 
 async def abandon(url: str, body: bytes) -> int:
@@ -120,6 +124,7 @@ async def client_loop(client, url, data, deadline: float, rng: random.Random) ->
     kinds, weights = list(MIX), list(MIX.values())
     while time.perf_counter() < deadline:
         records.append(await send(client, url, rng.choices(kinds, weights)[0], data))
+        await asyncio.sleep(min(records[-1].retry_after, max(0, deadline - time.perf_counter())))
     return records
 
 
@@ -165,6 +170,13 @@ def summarise(clients: int, seconds: float, records: list[Record], peak_mib: flo
     ]
 
 
+NOTES = (
+    "503: refused at once while the concurrent uploads are in flight (the body is read and "
+    "dropped, so the client gets the answer). closed (oversize): the server answered 413 on "
+    "Content-Length and closed while the client was still sending 11 MiB, which the client "
+    "sees as a reset. abandoned: half-sent uploads the client hung up on (no answer "
+    "expected). Peak RSS is the server's VmHWM during the level, model included."
+)
 HEADER = ["clients", "requests", "answers/s", "200/s", "p50 / p99 s (all)", "p50 / p99 s (200)",
           "peak RSS MiB", "answers by status"]  # fmt: skip
 
@@ -261,6 +273,7 @@ def report(args, rows: list[list[str]], baseline: float, tracebacks: int, health
             + f". Tracebacks in the server log: {tracebacks}.",
             f"Command: `{command}`",
             table(HEADER, rows),
+            NOTES,
         ]
     )
     print(body)

@@ -147,3 +147,15 @@ def test_onnx_file_without_a_card_is_refused(tmp_path):
     with pytest.raises(FcnlabError, match="not an fcnlab checkpoint"):
         torch.save({"a": 1}, tmp_path / "plain.pt")
         export_checkpoint(tmp_path / "plain.pt")
+
+
+def test_an_existing_folder_as_out_receives_the_file_inside(tmp_path, model_file):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    result = runner.invoke(app, ["export", str(model_file), "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    written = folder / model_file.with_suffix(".onnx").name
+    assert f"exported onnx: {written}" in result.output.replace("\n", "")
+    assert read_card(ort.InferenceSession(str(written)), str(written)).classes == INFO.class_names
+    assert [p.name for p in folder.iterdir()] == [written.name]  # no partial file left

@@ -55,9 +55,18 @@ def predict(
     tta: Annotated[
         str | None, typer.Option(help="Test-time augmentation: flip and/or scales=0.75,1,1.25.")
     ] = None,
-    tile: Annotated[str | None, typer.Option(help="Sliding-window tile size HxW.")] = None,
-    overlap: Annotated[float, typer.Option(help="Tile overlap fraction.")] = 0.25,
-    batch: Annotated[int, typer.Option(help="Images per batch (same-size images).")] = 1,
+    tile: Annotated[
+        str | None, typer.Option(help="Sliding-window tile size HxW (each side >= 32).")
+    ] = None,
+    overlap: Annotated[float, typer.Option(help="Tile overlap fraction, 0 to 0.75.")] = 0.25,
+    batch: Annotated[int, typer.Option(help="Images per batch (same-size images), >= 1.")] = 1,
+    max_memory_mb: Annotated[
+        float | None,
+        typer.Option(
+            help="Memory one batch may use (MiB); larger images are tiled to fit or skipped. "
+            "Default: half of what is free (MemAvailable, cgroup limit, ulimit -v)."
+        ),
+    ] = None,
     path: Annotated[str, typer.Option(help=PATH_HELP)] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     calibration: Annotated[
@@ -68,6 +77,8 @@ def predict(
     from fcnlab.infer import Predictor, parse_tta
     from fcnlab.infer.files import Outputs, gather_inputs, predict_files, prepare_out
 
+    tile_size = parse_size(tile) if tile else None
+    _check_predict_options(tile_size, overlap, batch, max_memory_mb)
     paths = gather_inputs(inputs)
     prepare_out(out)
     predictor = Predictor.load(
@@ -75,21 +86,54 @@ def predict(
         path=path,
         device=_device(device),
         tta=parse_tta(tta),
-        tile=parse_size(tile) if tile else None,
+        tile=tile_size,
         overlap=overlap,
         calibration=_calibration_images(calibration, 32),
     )
     want = Outputs(overlay=overlay, probs=probs, json=json_out)
+    limit = _memory_limit(max_memory_mb)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(f"predict ({predictor.path})", total=len(paths))
-        summary = predict_files(predictor, paths, out, want, batch, lambda n: bar.advance(task, n))
+        summary = predict_files(
+            predictor,
+            paths,
+            out,
+            want,
+            batch,
+            lambda n: bar.advance(task, n),
+            max_bytes=limit,
+            notify=lambda line: bar.console.print(line, highlight=False, soft_wrap=True),
+        )
     for bad, reason in summary.failed:
-        err_console.print(f"[bold red]skipped[/] {bad}: {reason}", highlight=False)
+        err_console.print(f"[bold red]skipped[/] {bad}: {reason}", highlight=False, soft_wrap=True)
     done = len(paths) - len(summary.failed)
-    console.print(f"{done} of {len(paths)} images segmented into {out} ({predictor.path})")
+    line = f"{done} of {len(paths)} images segmented into {out} ({predictor.path})"
+    console.print(line, highlight=False, soft_wrap=True)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _check_predict_options(
+    tile: tuple[int, int] | None, overlap: float, batch: int, max_memory_mb: float | None
+) -> None:
+    from fcnlab.infer.tiling import check_tiling
+
+    check_tiling(tile, overlap)
+    if batch < 1:
+        raise FcnlabError(f"--batch must be at least 1, not {batch}.")
+    if max_memory_mb is not None and max_memory_mb < 16:
+        raise FcnlabError(f"--max-memory-mb must be at least 16, not {max_memory_mb:g}.")
+
+
+def _memory_limit(max_memory_mb: float | None) -> int:
+    """Bytes per batch; PIL's decompression-bomb limit is set to agree with it."""
+    from fcnlab.infer.files import default_memory_limit
+    from fcnlab.infer.memory import MIB, set_decode_limit
+
+    limit = int(max_memory_mb * MIB) if max_memory_mb else default_memory_limit()
+    set_decode_limit(limit)
+    return limit
 
 
 @app.command()
@@ -99,7 +143,10 @@ def export(
     format_: Annotated[
         str, typer.Option("--format", help="onnx, onnx-int8 or torchscript.")
     ] = "onnx",
-    out: Annotated[Path | None, typer.Option(help="Output file (default: beside it).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output file, or a folder to write NAME.onnx into (default: beside it)."),
+    ] = None,
     calibration: Annotated[
         Path | None, typer.Option(help="Folder of sample images (onnx-int8).")
     ] = None,
@@ -108,6 +155,8 @@ def export(
     """Export with dynamic batch/height/width, checked against PyTorch before it is kept."""
     from fcnlab.export import export_checkpoint
 
+    if calibration_count < 1:
+        raise FcnlabError(f"--calibration-count must be at least 1, not {calibration_count}.")
     images = _calibration_images(calibration, calibration_count)
     result = export_checkpoint(checkpoint, out, format_, images)
     for row in result.parity:
@@ -120,14 +169,33 @@ def export(
 def serve(
     model: Annotated[Path, typer.Argument(help="A checkpoint (.pt), .onnx or .ts file.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on (1-65535).")] = 8000,
     path: Annotated[str, typer.Option(help=PATH_HELP)] = "auto",
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 10.0,
-    max_pixels: Annotated[int, typer.Option(help="Largest image accepted (pixels).")] = 25_000_000,
+    max_memory_mb: Annotated[
+        float,
+        typer.Option(help="Memory for uploads and inference (MiB); sets the pixel limit."),
+    ] = 1024,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Largest image (pixels); default and ceiling: what memory allows."),
+    ] = None,
+    max_concurrent: Annotated[
+        int, typer.Option(help="Uploads handled at once; more get 503 and Retry-After.")
+    ] = 4,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds an upload may take to arrive (else 408).")
+    ] = 30.0,
 ) -> None:
     """A web demo: upload an image, see the overlay, legend and class fractions."""
     from fcnlab.serve import run_server
 
+    if not 0 < max_upload_mb <= 1024:
+        raise FcnlabError(f"--max-upload-mb must be in (0, 1024], not {max_upload_mb:g}.")
+    if max_pixels is not None and max_pixels < 1:
+        raise FcnlabError(f"--max-pixels must be at least 1, not {max_pixels}.")
+    if max_concurrent < 1:
+        raise FcnlabError(f"--max-concurrent must be at least 1, not {max_concurrent}.")
     run_server(
         model,
         host=host,
@@ -135,6 +203,9 @@ def serve(
         path=path,
         max_bytes=int(max_upload_mb * 2**20),
         max_pixels=max_pixels,
+        max_memory_mb=max_memory_mb,
+        max_concurrent=max_concurrent,
+        read_timeout=read_timeout,
     )
 
 

@@ -1,7 +1,9 @@
 """``fcnlab export``: a checkpoint to a deployable file, checked against PyTorch before it lands.
 
 The file is written beside its destination under a temporary name, checked, then renamed:
-a failed export never leaves a file that looks finished.
+a failed export never leaves a file that looks finished. ``out`` defaults to the checkpoint's
+name with the format's suffix beside it; an existing folder as ``out`` receives that name
+inside it (``--out exports/`` writes ``exports/best.onnx``).
 
 - ``onnx``: fp32, parity on random inputs of sizes the export never saw (>= 99.9% agreement);
 - ``onnx-int8``: statically quantised, calibrated and checked on the given sample images
@@ -56,7 +58,7 @@ def export_checkpoint(
     if fmt not in FORMATS:
         raise FcnlabError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     checkpoint_file = Path(checkpoint_file)
-    out = Path(out) if out else checkpoint_file.with_suffix(SUFFIXES[fmt])
+    out = destination(checkpoint_file, out, fmt)
     checkpoint = load_checkpoint(checkpoint_file)
     card = ModelCard.from_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint).eval()
@@ -67,6 +69,16 @@ def export_checkpoint(
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, fmt, parity)
+
+
+def destination(checkpoint_file: Path, out: str | Path | None, fmt: str) -> Path:
+    """``out``, or the checkpoint's name with the format's suffix beside it or inside ``out``
+    when that is an existing folder."""
+    name = checkpoint_file.with_suffix(SUFFIXES[fmt]).name
+    if out is None:
+        return checkpoint_file.with_name(name)
+    out = Path(out)
+    return out / name if out.is_dir() else out
 
 
 def _write(model, card, fmt, tmp, calibration, shapes) -> list[Parity]:

@@ -8,14 +8,17 @@ For an input ``a/b/x.jpg`` the outputs are, in ``DIR``:
 - ``x.probs.npy`` (``--probs``): ``C x H x W`` float16 class probabilities;
 - ``x.json`` (``--json``): per-class pixel fractions, the image size and the model.
 
-A file that cannot be read is reported by name and skipped; the others are still written.
+Every image's size is read from its header first and planned against a memory limit
+(:mod:`fcnlab.infer.memory`): run whole, tiled to fit, or refused. A file that cannot be read,
+does not fit or runs out of memory is reported by name and skipped; the others are still
+written.
 """
 
 from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +29,14 @@ from fcnlab.data.decode import IMAGE_SUFFIXES, read_image
 from fcnlab.engine.visualize import overlay
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.card import ModelCard
+from fcnlab.infer.memory import (
+    MIB,
+    Plan,
+    available_memory,
+    image_size,
+    is_out_of_memory,
+    plan_image,
+)
 from fcnlab.infer.predictor import Prediction, Predictor
 
 
@@ -129,24 +140,82 @@ def write_outputs(
     return written
 
 
-def _read_all(paths: Iterable[Path], summary: PredictSummary) -> Iterator[tuple[Path, Image.Image]]:
+Planned = tuple[Path, Plan]
+
+
+def _plans(
+    paths: Iterable[Path], predictor: Predictor, limit: int, want: Outputs, summary: PredictSummary
+) -> Iterator[Planned]:
+    """Each readable image's memory plan, from its header only; refusals go to ``summary``."""
     for path in paths:
         try:
-            yield path, read_image(path)
+            header = image_size(path, str(path))
+            yield path, plan_image(predictor, header, limit, str(path), want.probs, want.overlay)
         except FcnlabError as error:
             summary.failed.append((path, str(error)))
 
 
-def _batches(items: Iterator[tuple[Path, Image.Image]], size: int):
-    """Consecutive images of one size, at most ``size`` at a time."""
-    batch: list[tuple[Path, Image.Image]] = []
+def _batches(items: Iterator[Planned], size: int, limit: int) -> Iterator[list[Planned]]:
+    """Consecutive whole-image plans of one size, at most ``size`` and ``limit`` bytes at a
+    time; a tiled image runs alone."""
+    batch: list[Planned] = []
     for item in items:
-        if batch and (len(batch) == size or batch[0][1].size != item[1].size):
+        plan = item[1]
+        if batch and not _joins(batch, plan, size, limit):
             yield batch
             batch = []
         batch.append(item)
     if batch:
         yield batch
+
+
+def _joins(batch: list[Planned], plan: Plan, size: int, limit: int) -> bool:
+    first = batch[0][1]
+    return (
+        len(batch) < size
+        and plan.tile is None
+        and first.tile is None
+        and (first.header.width, first.header.height) == (plan.header.width, plan.header.height)
+        and sum(p.estimate for _, p in batch) + plan.estimate <= limit
+    )
+
+
+def _run_batch(
+    predictor: Predictor, batch: list[Planned], out: Path, want: Outputs, summary: PredictSummary
+) -> None:
+    """Decode, segment and write one batch; an image that cannot be read or runs out of
+    memory is recorded in ``summary`` and the rest go on."""
+    images: list[tuple[Path, Image.Image]] = []
+    for path, _ in batch:
+        try:
+            images.append((path, read_image(path)))
+        except FcnlabError as error:
+            summary.failed.append((path, str(error)))
+    if not images:
+        return
+    tile = batch[0][1].tile
+    try:
+        results = predictor.predict_batch([im for _, im in images], want.probs, tile)
+        for (path, image), result in zip(images, results, strict=True):
+            summary.written += write_outputs(path, image, result, predictor.card, out, want)
+    except (MemoryError, RuntimeError) as error:
+        reason = _failure(error, sum(p.estimate for _, p in batch))
+        summary.failed += [(path, reason) for path, _ in images]
+
+
+def _failure(error: BaseException, estimate: int) -> str:
+    if is_out_of_memory(error):
+        return (
+            f"ran out of memory (about {estimate / MIB:.0f} MiB was estimated); free memory "
+            "or lower --max-memory-mb so that it is tiled."
+        )
+    return f"failed while segmenting ({type(error).__name__}: {str(error)[:200]})."
+
+
+def default_memory_limit() -> int:
+    """Bytes one batch may use by default: half of what is free now (MemAvailable, the
+    cgroup's limit, ``ulimit -v``; see :func:`~fcnlab.infer.memory.available_memory`)."""
+    return available_memory() // 2
 
 
 def predict_files(
@@ -155,16 +224,22 @@ def predict_files(
     out: Path,
     want: Outputs = Outputs(),
     batch_size: int = 1,
-    progress=None,
+    progress: Callable[[int], None] | None = None,
+    max_bytes: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> PredictSummary:
-    """Segment ``paths`` into ``out``; ``progress(n)`` is called after each batch of n."""
+    """Segment ``paths`` into ``out`` within ``max_bytes`` per batch (default:
+    :func:`default_memory_limit`); ``progress(n)`` is called after each batch of n,
+    ``notify(line)`` for each image that is tiled to fit."""
+    if batch_size < 1:
+        raise FcnlabError(f"--batch must be at least 1, not {batch_size}.")
+    limit = max_bytes or default_memory_limit()
     summary = PredictSummary()
     prepare_out(out)
-    for batch in _batches(_read_all(paths, summary), max(1, batch_size)):
-        images = [image for _, image in batch]
-        results = predictor.predict_batch(images, keep_probs=want.probs)
-        for (path, image), result in zip(batch, results, strict=True):
-            summary.written += write_outputs(path, image, result, predictor.card, out, want)
+    for batch in _batches(_plans(paths, predictor, limit, want, summary), batch_size, limit):
+        if notify and batch[0][1].tile is not None:
+            notify(batch[0][1].describe())
+        _run_batch(predictor, batch, out, want, summary)
         if progress:
             progress(len(batch))
     return summary

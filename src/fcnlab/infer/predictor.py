@@ -97,14 +97,21 @@ class Predictor:
             runner = make_runner(model, resolve_path(path, device), device, batches)
         return cls(runner, card, tta, tile, overlap, source=str(model_file))
 
-    def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def probabilities(
+        self, images: Sequence[Image.Image], tile: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """``tile`` (from a memory plan) overrides the predictor's own tile size."""
         x = to_batch(images, self.card)
-        return probabilities(self.runner, x, self.card.scale, self.tta, self.tile, self.overlap)
+        tile = tile or self.tile
+        return probabilities(self.runner, x, self.card.scale, self.tta, tile, self.overlap)
 
     def predict_batch(
-        self, images: Sequence[Image.Image], keep_probs: bool = False
+        self,
+        images: Sequence[Image.Image],
+        keep_probs: bool = False,
+        tile: tuple[int, int] | None = None,
     ) -> list[Prediction]:
-        probs = self.probabilities(images)
+        probs = self.probabilities(images, tile)
         masks = predicted_classes(probs).numpy()
         dtype = np.uint8 if self.card.num_classes <= 256 else np.int32
         return [
@@ -116,8 +123,10 @@ class Predictor:
             for i in range(len(images))
         ]
 
-    def predict(self, image: Image.Image, keep_probs: bool = False) -> Prediction:
-        return self.predict_batch([image], keep_probs)[0]
+    def predict(
+        self, image: Image.Image, keep_probs: bool = False, tile: tuple[int, int] | None = None
+    ) -> Prediction:
+        return self.predict_batch([image], keep_probs, tile)[0]
 
 
 def to_batch(images: Sequence[Image.Image], card: ModelCard) -> torch.Tensor:
@@ -126,8 +135,9 @@ def to_batch(images: Sequence[Image.Image], card: ModelCard) -> torch.Tensor:
     if len({a.shape for a in arrays}) != 1:
         raise FcnlabError("images of one batch must share a size; predict them one by one.")
     batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+    del arrays  # in place from here on: one float copy of the batch at a time
     mean = torch.tensor(card.mean).view(1, 3, 1, 1)
-    return (batch - mean) / torch.tensor(card.std).view(1, 3, 1, 1)
+    return batch.sub_(mean).div_(torch.tensor(card.std).view(1, 3, 1, 1))
 
 
 def calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:

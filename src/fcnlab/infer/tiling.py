@@ -19,6 +19,11 @@ import torch.nn.functional as F
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.runtime import Runner
 
+#: Tile overlaps outside [0, MAX_OVERLAP] make tiles too many (each is mostly overlap).
+MAX_OVERLAP = 0.75
+#: The smallest tile side: smaller tiles are mostly overlap and take minutes on any image.
+MIN_TILE = 32
+
 
 @dataclass(frozen=True)
 class TTA:
@@ -91,6 +96,16 @@ def probabilities(
     return total.div_(tta.views)
 
 
+def check_tiling(tile: tuple[int, int] | None, overlap: float) -> None:
+    """One sentence naming the valid range when ``tile`` or ``overlap`` is outside it."""
+    if not 0 <= overlap <= MAX_OVERLAP:
+        raise FcnlabError(f"--overlap {overlap} must be between 0 and {MAX_OVERLAP}.")
+    if tile is not None and min(tile) < MIN_TILE:
+        raise FcnlabError(
+            f"--tile {tile[0]}x{tile[1]} is too small; each side must be at least {MIN_TILE}."
+        )
+
+
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     """Tile origins covering ``length``; the last tile ends at the edge."""
     if length <= tile:
@@ -117,8 +132,8 @@ def tiled_logits(
     runner: Runner, images: torch.Tensor, tile: tuple[int, int], overlap: float = 0.25
 ) -> torch.Tensor:
     """Logits of ``images`` computed tile by tile and stitched with edge weights."""
-    if not 0 <= overlap < 1:
-        raise FcnlabError(f"--overlap {overlap} must be in [0, 1).")
+    if not 0 <= overlap <= MAX_OVERLAP:
+        raise FcnlabError(f"--overlap {overlap} must be between 0 and {MAX_OVERLAP}.")
     n, _, height, width = images.shape
     th, tw = min(tile[0], height), min(tile[1], width)
     out = weight = None
@@ -133,4 +148,4 @@ def tiled_logits(
             w = (wy[:, None] * wx[None, :]).to(logits.device)
             out[..., top : top + th, left : left + tw] += logits * w
             weight[..., top : top + th, left : left + tw] += w
-    return out / weight.clamp_min(1e-12)
+    return out.div_(weight.clamp_min_(1e-12))  # in place: the image-sized sum is the big one

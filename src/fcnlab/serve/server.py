@@ -1,7 +1,9 @@
 """Serving the demo with uvicorn: :func:`run_server` for the CLI, :class:`BackgroundServer`
 for tests and notebooks (a free port, a background thread, a clean stop).
 
-The model is loaded once, before the server starts, and shared by all requests.
+The model is loaded once, before the server starts, and shared by all requests. Both run
+uvicorn with :class:`~fcnlab.serve.protocol.JsonH11Protocol`, so even requests uvicorn cannot
+parse are answered with JSON.
 """
 
 from __future__ import annotations
@@ -12,14 +14,24 @@ import time
 from pathlib import Path
 
 from fcnlab.errors import FcnlabError
+from fcnlab.infer.memory import set_decode_limit
 from fcnlab.infer.predictor import Predictor
-from fcnlab.serve import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, missing_extra
+from fcnlab.serve import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_MEMORY_MB,
+    DEFAULT_READ_TIMEOUT,
+    missing_extra,
+)
 from fcnlab.serve.app import create_app
 
 try:
     import uvicorn
 except ImportError:
     raise missing_extra() from None
+
+from fcnlab.serve.limits import limits_for_budget
+from fcnlab.serve.protocol import JsonH11Protocol
 
 
 def run_server(
@@ -28,14 +40,39 @@ def run_server(
     port: int = 8000,
     path: str = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
     log_level: str = "info",
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> None:
     """Load ``model_file`` (checkpoint, ``.onnx`` or ``.ts``) once and serve the demo until
-    interrupted; ``path`` picks how a checkpoint runs (see :meth:`Predictor.load`)."""
+    interrupted; ``path`` picks how a checkpoint runs (see :meth:`Predictor.load`).
+
+    ``max_memory_mb`` bounds uploads plus one image's inference and sets the pixel limit
+    (:func:`~fcnlab.serve.limits.limits_for_budget`); an explicit ``max_pixels`` over what it
+    allows is refused.
+    """
+    check_port(port)
     predictor = Predictor.load(model_file, path=path)
-    app = create_app(predictor, max_bytes=max_bytes, max_pixels=max_pixels)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    limits = limits_for_budget(
+        predictor, max_memory_mb, max_bytes, max_concurrent, max_pixels, read_timeout
+    )
+    set_decode_limit(limits.max_memory or int(max_memory_mb * 2**20))
+    app = create_app(
+        predictor,
+        limits.max_bytes,
+        limits.max_pixels,
+        limits.max_concurrent,
+        limits.read_timeout,
+        limits.max_memory,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=JsonH11Protocol)
+
+
+def check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise FcnlabError(f"--port must be between 1 and 65535, not {port}.")
 
 
 class BackgroundServer:
@@ -50,7 +87,7 @@ class BackgroundServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", http=JsonH11Protocol)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

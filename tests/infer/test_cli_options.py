@@ -1,0 +1,51 @@
+"""Bad options of predict, export and serve: exit 2, one ``error:`` line, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import fcnlab.serve.server as server
+from fcnlab.cli import app
+
+runner = CliRunner()
+
+CASES = [
+    (["predict", "--batch", "0"], "--batch must be at least 1, not 0."),
+    (["predict", "--batch", "-3"], "--batch must be at least 1, not -3."),
+    (["predict", "--overlap", "0.9"], "--overlap 0.9 must be between 0 and 0.75."),
+    (["predict", "--overlap", "-0.5"], "--overlap -0.5 must be between 0 and 0.75."),
+    (["predict", "--tile", "1x1"], "--tile 1x1 is too small; each side must be at least 32."),
+    (["predict", "--tile", "512x8"], "--tile 512x8 is too small"),
+    (["predict", "--max-memory-mb", "1"], "--max-memory-mb must be at least 16, not 1."),
+    (["export", "--calibration-count", "0"], "--calibration-count must be at least 1, not 0."),
+    (["serve", "--port", "99999"], "--port must be between 1 and 65535, not 99999."),
+    (["serve", "--port", "0"], "--port must be between 1 and 65535, not 0."),
+    (["serve", "--max-concurrent", "0"], "--max-concurrent must be at least 1, not 0."),
+    (["serve", "--max-upload-mb", "0"], "--max-upload-mb must be in (0, 1024], not 0."),
+    (["serve", "--max-pixels", "0"], "--max-pixels must be at least 1, not 0."),
+    (["serve", "--max-memory-mb", "20"], "--max-memory-mb 20 leaves no room to segment"),
+    (
+        ["serve", "--max-memory-mb", "256", "--max-pixels", "25000000"],
+        "--max-pixels 25000000 does not fit --max-memory-mb 256, which allows at most",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_options_are_one_error_line(tmp_path, model_file, monkeypatch, args, message):
+    monkeypatch.setattr(server.uvicorn, "run", lambda *a, **k: pytest.fail("server started"))
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "im.png")
+    command, *options = args
+    where = {
+        "predict": [str(tmp_path / "im.png"), "--out", str(tmp_path / "o"), "--path", "eager"],
+        "export": ["--out", str(tmp_path / "m.onnx")],
+        "serve": ["--path", "eager"],
+    }[command]
+    result = runner.invoke(app, [command, str(model_file), *where, *options])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert message in lines[0]
