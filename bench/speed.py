@@ -156,7 +156,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--paths", nargs="+", default=list(PATHS), help="path names, or all")
+    p.add_argument("--paths", nargs="+", default=["auto", *PATHS], help="path names, or all")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     p.add_argument("--gemm-size", type=int, default=2048, help="GEMM ceiling matrix size")
     p.add_argument("--conv-ceiling", action=argparse.BooleanOptionalAction, default=True)

@@ -33,7 +33,7 @@ from fcnlab.bench.timing import check_counts
 from fcnlab.config import PositiveInt, coerce
 from fcnlab.errors import FcnlabError
 from fcnlab.hardware import cpu_model, isa_summary, machine_line
-from fcnlab.infer.runtime import bf16_is_fast, resolve_path
+from fcnlab.infer.runtime import bf16_is_fast, resolve_path, rule_path
 
 
 def machine_info() -> dict[str, Any]:
@@ -48,7 +48,8 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "bf16_fast": bf16_is_fast(),
-        "best_path": resolve_path("auto"),
+        "rule_path": rule_path(),
+        "default_path": resolve_path("auto"),
     }
     try:
         import onnxruntime

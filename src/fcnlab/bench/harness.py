@@ -81,7 +81,7 @@ def expand_paths(paths: Sequence[str], device: torch.device | str = "cpu") -> li
     for path in paths:
         if path not in ("best", "all", *CHOICES):
             raise FcnlabError(
-                f"unknown path {path!r}; choose one of: best, all, {', '.join(PATHS)}."
+                f"unknown path {path!r}; choose one of: best, auto, rule, all, {', '.join(PATHS)}."
             )
         if path == "all":
             names = list(PATHS)

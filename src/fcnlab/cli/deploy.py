@@ -13,9 +13,10 @@ from fcnlab.cli.base import app, console, err_console, parse_size, user_errors
 from fcnlab.errors import FcnlabError
 
 PATH_HELP = (
-    "How to run a checkpoint: auto (bf16 where the CPU/GPU has fast bf16, else channels_last), "
-    "eager, channels_last, "
-    "bf16, compile, compile-bf16, onnx, onnx-int8."
+    "How to run a checkpoint: auto (the fastest path that agrees with eager, measured on "
+    "first use per model and size and cached), rule (bf16 where bf16 is native, else "
+    "channels_last; no measuring), eager, channels_last, bf16, compile, compile-bf16, onnx, "
+    "onnx-int8."
 )
 
 
@@ -89,6 +90,7 @@ def predict(
         tile=tile_size,
         overlap=overlap,
         calibration=_calibration_images(calibration, 32),
+        report=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
     )
     want = Outputs(overlay=overlay, probs=probs, json=json_out)
     limit = _memory_limit(max_memory_mb)

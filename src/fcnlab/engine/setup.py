@@ -29,7 +29,7 @@ from fcnlab.data import (
 )
 from fcnlab.engine.budget import Budget
 from fcnlab.engine.distributed import Context
-from fcnlab.engine.guards import FiniteGuard, steps_per_epoch
+from fcnlab.engine.guards import FiniteGuard
 from fcnlab.engine.losses import SegmentationLoss, class_weights
 from fcnlab.engine.optim import build_optimizer
 from fcnlab.engine.runlog import MetricsLog
@@ -119,7 +119,6 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
     train_set, val_set = _datasets(cfg)
     info = train_set.info
     net = _model(cfg, info, ctx)
-    steps_per_epoch(len(train_set), cfg.data.batch_size, ctx.world_size, cfg.train.grad_accum)
     weights = _class_weights(cfg, train_set, ctx)
     net, model = _distribute(net, ctx)
     sampler = DistributedSampler(

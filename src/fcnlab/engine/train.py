@@ -23,7 +23,7 @@ from fcnlab.config import ExperimentConfig, save_config
 from fcnlab.engine import distributed
 from fcnlab.engine.checkpoint import save_checkpoint
 from fcnlab.engine.evaluate import autocast, evaluate, sample_predictions
-from fcnlab.engine.guards import batches, count_nonfinite
+from fcnlab.engine.guards import batches, count_nonfinite, steps_per_epoch
 from fcnlab.engine.metrics import format_metrics, format_summary
 from fcnlab.engine.optim import poly_lr, set_lr
 from fcnlab.engine.report import save_samples, write_report
@@ -52,6 +52,10 @@ def train(
         claim_run_dir(run_dir, resume, ctx.is_main)
         try:
             run = prepare(cfg, ctx, run_dir)
+            data = cfg.data
+            steps_per_epoch(
+                len(run.train_set), data.batch_size, ctx.world_size, cfg.train.grad_accum
+            )
         except FcnlabError:
             if fresh and ctx.is_main and not any(run_dir.iterdir()):
                 run_dir.rmdir()  # a refused run leaves no folder behind
@@ -243,7 +247,9 @@ def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
                     },
                 }
             )
-            console.print(f"step {state.step} val: {format_summary(metrics)}", highlight=False)
+            console.print(
+                f"step {state.step}/{cfg.steps} val: {format_summary(metrics)}", highlight=False
+            )
             if improved:
                 save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
             run.last_metrics = metrics

@@ -45,7 +45,7 @@ def activation_cost(predictor: Predictor) -> ActivationCost:
 def _measure(predictor: Predictor) -> ActivationCost:
     x = torch.zeros(1, 3, *PROBE_SIZE)
     pixels = PROBE_SIZE[0] * PROBE_SIZE[1]
-    runner = predictor.runner
+    runner = getattr(predictor.runner, "reference", predictor.runner)  # auto: its eager one
     model = getattr(runner, "model", None)
     if not isinstance(model, torch.nn.Module):  # ONNX Runtime or a custom runner
         return ActivationCost(_rss_probe(runner, x) * 2 / pixels, "rss")

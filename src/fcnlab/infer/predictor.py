@@ -12,7 +12,7 @@ preprocessing (the card's normalisation and working scale), TTA, tiling and arg-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from PIL import Image
 from fcnlab.engine.metrics import predicted_classes
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.card import METADATA_KEY, ModelCard
-from fcnlab.infer.runtime import OnnxRunner, Runner, TorchRunner, make_runner, resolve_path
+from fcnlab.infer.runtime import OnnxRunner, Runner, TorchRunner, make_runner
 from fcnlab.infer.tiling import TTA, probabilities, resize
 
 
@@ -68,13 +68,18 @@ class Predictor:
         tile: tuple[int, int] | None = None,
         overlap: float = 0.25,
         calibration: Sequence[Image.Image] = (),
+        report: Callable[[str], None] | None = None,
     ) -> Predictor:
-        """Load a checkpoint, ``.onnx`` or ``.ts`` file; ``path`` picks how a checkpoint runs."""
+        """Load a checkpoint, ``.onnx`` or ``.ts`` file; ``path`` picks how a checkpoint runs
+        (``auto``: measured on first use, ``report`` receiving the choice as one line)."""
         model_file = Path(model_file)
         if not model_file.is_file():
             raise FcnlabError(f"model file {model_file} does not exist; check the path.")
         suffix = model_file.suffix.lower()
-        as_exported = {".onnx": ("auto", "best", "onnx"), ".ts": ("auto", "best", "eager")}
+        as_exported = {
+            ".onnx": ("auto", "best", "rule", "onnx"),
+            ".ts": ("auto", "best", "rule", "eager"),
+        }
         if suffix in as_exported and path not in as_exported[suffix]:
             raise FcnlabError(
                 f"--path {path} applies to checkpoints; {model_file.name} is an exported model "
@@ -94,7 +99,7 @@ class Predictor:
             card = ModelCard.from_checkpoint(checkpoint)
             model = model_from_checkpoint(checkpoint)
             batches = [calibration_batch(card, image) for image in calibration]
-            runner = make_runner(model, resolve_path(path, device), device, batches)
+            runner = make_runner(model, path, device, batches, report=report)
         return cls(runner, card, tta, tile, overlap, source=str(model_file))
 
     def probabilities(

@@ -13,7 +13,9 @@ onnx            exported to ONNX, run by ONNX Runtime, fp32
 onnx-int8       ONNX statically quantised to int8 (QDQ), calibrated on sample images
 ==============  ===============================================================================
 
-``auto`` (the default of predict and serve) picks per machine: see :func:`resolve_path`.
+``auto`` (the default of predict and serve) measures which of these is fastest here, for
+this model and input size, among those that agree with eager (:mod:`fcnlab.infer.autotune`);
+``rule`` skips the measurement: bf16 where bf16 is native, else channels_last.
 """
 
 from __future__ import annotations
@@ -28,48 +30,38 @@ import torch
 from torch import nn
 
 from fcnlab.errors import FcnlabError
+from fcnlab.hardware import bf16_is_native
+from fcnlab.infer.autotune import AutoRunner, autotune_enabled, default_candidates
 from fcnlab.infer.fold import fold_batchnorm
 
 TORCH_PATHS = ("eager", "channels_last", "bf16", "compile", "compile-bf16")
 ONNX_PATHS = ("onnx", "onnx-int8")
 PATHS = TORCH_PATHS + ONNX_PATHS
-CHOICES = ("auto", "best", *PATHS)
+CHOICES = ("auto", "best", "rule", *PATHS)
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
 def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
-    """bf16 pays off on GPUs with bf16 support and on CPUs with AMX or AVX512-BF16 units."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    get = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.8
-    if get is not None:
-        caps = get()
-        return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
-    return _cpuinfo_has("amx_bf16") or _cpuinfo_has("avx512_bf16")
+    """bf16 pays off where it is native: bf16 GPUs, CPUs with AMX or AVX512-BF16 units."""
+    return bf16_is_native(device)
 
 
-def _cpuinfo_has(flag: str) -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(flag in line.split() for line in f if line.startswith("flags"))
-    except OSError:
-        return False
+def rule_path(device: torch.device | str = "cpu") -> str:
+    """The capability rule: bf16 + channels_last where bf16 is native, else fp32
+    channels_last (from the measurements in docs/benchmarks.md)."""
+    return "bf16" if bf16_is_native(device) else "channels_last"
 
 
 def resolve_path(path: str, device: torch.device | str = "cpu") -> str:
-    """``auto`` (or ``best``): bf16 + channels_last where bf16 is fast (AMX, GPUs), else fp32
-    channels_last.
-
-    The rule comes from the side-by-side measurements in docs/benchmarks.md (bench/paths.py):
-    on an AMX CPU bf16 is the fastest torch path for every family, within 0.5 mIoU of fp32.
-    """
+    """A path name for ``path``: ``auto``/``best`` stay ``auto`` (measured, see
+    :mod:`fcnlab.infer.autotune`) unless ``FCNLAB_AUTOTUNE=0``; ``rule`` is
+    :func:`rule_path`."""
     if path not in CHOICES:
         raise FcnlabError(f"unknown path {path!r}; choose one of: {', '.join(CHOICES)}.")
-    if path not in ("auto", "best"):
-        return path
-    return "bf16" if bf16_is_fast(device) else "channels_last"
+    if path in ("auto", "best"):
+        return "auto" if autotune_enabled() else rule_path(device)
+    return rule_path(device) if path == "rule" else path
 
 
 class TorchRunner:
@@ -151,13 +143,19 @@ def make_runner(
     device: str = "cpu",
     calibration: Sequence[torch.Tensor] | None = None,
     workdir: str | Path | None = None,
-) -> TorchRunner | OnnxRunner:
+    report: Callable[[str], None] | None = None,
+) -> Runner:
     """A runner for ``model`` on ``path``; ONNX paths export to ``workdir`` (kept) or to a
     temporary folder removed once ONNX Runtime has loaded the file.
 
     ``onnx-int8`` needs ``calibration``: normalised image batches like the ones it will see.
+    ``auto`` measures the candidates on the first batch of each size (``report`` receives
+    the choice as one line).
     """
     path = resolve_path(path, device)
+    if path == "auto":
+        key = dict(getattr(model, "args", {}) or {"module": type(model).__name__})
+        return AutoRunner(default_candidates(model, device), key, device, report=report)
     if path in TORCH_PATHS:
         return TorchRunner(model, path, device)
     from fcnlab.export.onnx import export_onnx_model

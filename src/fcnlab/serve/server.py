@@ -54,7 +54,7 @@ def run_server(
     allows is refused.
     """
     check_port(port)
-    predictor = Predictor.load(model_file, path=path)
+    predictor = Predictor.load(model_file, path=path, report=lambda line: print(line, flush=True))
     limits = limits_for_budget(
         predictor, max_memory_mb, max_bytes, max_concurrent, max_pixels, read_timeout
     )
