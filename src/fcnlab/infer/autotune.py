@@ -3,7 +3,8 @@ input size, among those that give the same masks as eager fp32.
 
 On the first batch of an input-size bucket (height and width rounded up to multiples of
 128, and the batch size), :class:`AutoRunner` times each candidate path that needs no extra
-input (eager, channels_last, bf16 where bf16 is native, ONNX Runtime fp32 when installed)
+input (eager, channels_last, bf16 where bf16 is native, ONNX Runtime fp32 and OpenVINO when
+installed)
 for about ``budget_s`` seconds in all, keeps the fastest whose masks agree with eager fp32 on
 at least :data:`MIN_AGREEMENT` of the pixels of that very batch, and caches the choice in
 ``autotune.json`` in the cache folder (``$FCNLAB_CACHE_DIR``, else
@@ -227,12 +228,14 @@ def default_candidates(
     }
     if hardware.bf16_is_native(device):
         candidates["bf16"] = lambda: TorchRunner(model, "bf16", device)
-    if torch.device(device).type == "cpu" and _has_onnxruntime():
+    if torch.device(device).type == "cpu" and _installed("onnx", "onnxruntime"):
         candidates["onnx"] = lambda: make_runner(model, "onnx", device)
+        if _installed("openvino"):
+            candidates["openvino"] = lambda: make_runner(model, "openvino", device)
     return candidates
 
 
-def _has_onnxruntime() -> bool:
+def _installed(*modules: str) -> bool:
     from importlib.util import find_spec
 
-    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+    return all(find_spec(name) is not None for name in modules)

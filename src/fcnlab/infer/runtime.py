@@ -11,6 +11,9 @@ compile         BatchNorm folded, NHWC, fp32, ``torch.compile`` (inductor, freez
 compile-bf16    as compile, under bf16 autocast
 onnx            exported to ONNX, run by ONNX Runtime, fp32
 onnx-int8       ONNX statically quantised to int8 (QDQ), calibrated on sample images
+openvino        the same ONNX file run by OpenVINO (``pip install 'fcnlab[openvino]'``), its
+                default precision: bf16 on AMX/AVX512-BF16 CPUs, fp32 elsewhere
+openvino-int8   the int8 QDQ file run by OpenVINO
 ==============  ===============================================================================
 
 ``auto`` (the default of predict and serve) measures which of these is fastest here, for
@@ -35,7 +38,7 @@ from fcnlab.infer.autotune import AutoRunner, autotune_enabled, default_candidat
 from fcnlab.infer.fold import fold_batchnorm
 
 TORCH_PATHS = ("eager", "channels_last", "bf16", "compile", "compile-bf16")
-ONNX_PATHS = ("onnx", "onnx-int8")
+ONNX_PATHS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 PATHS = TORCH_PATHS + ONNX_PATHS
 CHOICES = ("auto", "best", "rule", *PATHS)
 
@@ -165,10 +168,44 @@ def make_runner(
         # ONNX Runtime holds the model in memory once loaded: the scratch copy can go.
         folder = Path(workdir or scratch)
         onnx_file = export_onnx_model(model, folder / "model.onnx")
-        if path == "onnx-int8":
+        if path.endswith("-int8"):
             if not calibration:
-                raise FcnlabError("onnx-int8 needs calibration images; pass some sample images.")
+                raise FcnlabError(f"{path} needs calibration images; pass some sample images.")
             onnx_file = quantize_onnx(onnx_file, folder / "model.int8.onnx", calibration)
-        runner = OnnxRunner(onnx_file)
+        runner = OpenVinoRunner(onnx_file) if path.startswith("openvino") else OnnxRunner(onnx_file)
     runner.path = path
     return runner
+
+
+class OpenVinoRunner:
+    """Runs an ONNX file with OpenVINO on the CPU (latency hint, torch's thread count).
+
+    OpenVINO picks its own precision: bf16 where the CPU has AMX or AVX512-BF16, fp32
+    elsewhere; an int8 QDQ file runs in int8. Safe to share across threads (one request per
+    call, under a lock).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        try:
+            import openvino
+        except ImportError:
+            raise FcnlabError(
+                "OpenVINO is not installed; install it with: pip install 'fcnlab[openvino]'."
+            ) from None
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        }
+        try:
+            self.compiled = openvino.Core().compile_model(str(path), "CPU", config)
+        except Exception as error:  # OpenVINO raises its own, unexported exception types
+            raise FcnlabError(f"{path} cannot be compiled by OpenVINO ({error}).") from None
+        self.request = self.compiled.create_infer_request()
+        self.path, self.device = "openvino", torch.device("cpu")
+        self._lock = threading.Lock()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        with self._lock:
+            out = self.request.infer({0: array})[0]
+        return torch.from_numpy(out.copy())
