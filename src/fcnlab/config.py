@@ -171,6 +171,9 @@ class TrainConfig(_Section):
     log_format: Literal["jsonl", "csv"] = "jsonl"
     tensorboard: bool = False
     report_samples: Annotated[int, Range(0, 64)] = 4
+    #: At the end (CLI), write best.int8.onnx beside best.pt: calibrated on the training
+    #: split, its val mIoU delta recorded; `--path auto` may use it (needs fcnlab[onnx]).
+    int8_companion: bool = True
 
 
 @dataclass

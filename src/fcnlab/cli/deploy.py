@@ -163,6 +163,8 @@ def export(
     result = export_checkpoint(checkpoint, out, format_, images)
     for row in result.parity:
         console.print(f"parity {row.line()}")
+    if result.quality is not None:
+        console.print(result.quality.line(), highlight=False)
     console.print(f"exported {result.format}: {result.file}")
 
 

@@ -92,7 +92,32 @@ def train(
         cfg = apply_overrides(load_config(saved), set_ or [])  # the run's own config
     run_dir = run_training(cfg, out, resume)
     if _is_main_process():
+        if cfg.train.int8_companion:
+            _int8_companion(run_dir / "best.pt")
         console.print(f"run folder: {run_dir}")
+
+
+def _int8_companion(checkpoint: Path) -> None:
+    """best.int8.onnx beside best.pt, with its val mIoU delta; skipped without ONNX Runtime."""
+    from importlib.util import find_spec
+
+    if not checkpoint.is_file():
+        return
+    if find_spec("onnxruntime") is None or find_spec("onnx") is None:
+        console.print(
+            "int8 companion skipped: ONNX Runtime is not installed (pip install 'fcnlab[onnx]').",
+            highlight=False,
+        )
+        return
+    from fcnlab.export import export_checkpoint
+
+    try:
+        result = export_checkpoint(checkpoint, None, "onnx-int8")
+    except FcnlabError as error:  # the run itself succeeded: say why, keep exit code 0
+        console.print(f"int8 companion not written: {error}", highlight=False)
+        return
+    quality = f"; {result.quality.line()}" if result.quality else ""
+    console.print(f"int8 companion: {result.file}{quality}", highlight=False)
 
 
 @app.command("eval")

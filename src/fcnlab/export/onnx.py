@@ -87,6 +87,30 @@ def write_card(onnx_file: str | Path, card: ModelCard) -> None:
     onnx.save(proto, str(onnx_file))
 
 
+def write_metadata(onnx_file: str | Path, key: str, value: str) -> None:
+    """Set one ``metadata_props`` entry of an ONNX file, keeping the others."""
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != key]
+    del proto.metadata_props[:]
+    for k, v in [*kept, (key, value)]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(onnx_file))
+
+
+def read_metadata(onnx_file: str | Path) -> dict[str, str]:
+    """All ``metadata_props`` of an ONNX file ({} for a file onnx cannot read)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(onnx_file), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and others for foreign or damaged files
+        return {}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
 def read_card(session, source: str) -> ModelCard:
     """The model card of an ONNX Runtime session's model."""
     meta = session.get_modelmeta().custom_metadata_map

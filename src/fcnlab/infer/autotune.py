@@ -132,7 +132,9 @@ class AutoRunner:
 
     ``candidates`` maps path names to factories building that path's runner (``eager`` is
     the reference and must be there); ``model_key`` identifies the model in the cache;
-    ``report(line)`` receives one line per choice (measured or read from the cache).
+    ``report(line)`` receives one line per choice (measured or read from the cache);
+    ``min_agreement`` lowers the pixel agreement for paths judged by their measured val mIoU
+    (an int8 companion).
     """
 
     def __init__(
@@ -143,12 +145,14 @@ class AutoRunner:
         cache: AutotuneCache | None = None,
         budget_s: float = 2.0,
         report: Callable[[str], None] | None = None,
+        min_agreement: dict[str, float] | None = None,
     ) -> None:
         if "eager" not in candidates:
             raise ValueError("the candidates must include the eager reference path")
         self.candidates, self.model_key, self.device = candidates, model_key, torch.device(device)
         self.cache = cache or AutotuneCache()
         self.budget_s, self.report = budget_s, report or (lambda line: None)
+        self.min_agreement = min_agreement or {}  # per path; MIN_AGREEMENT otherwise
         self.chosen: dict[tuple[int, int, int], tuple[str, Runner]] = {}
         self._runners: dict[str, Runner] = {}
         self._lock = threading.Lock()
@@ -205,7 +209,7 @@ class AutoRunner:
                 self._runners.pop(name, None)
                 continue
             timings[name], agreements[name] = ms, agreement(out, reference)
-        eligible = [n for n in timings if agreements[n] >= MIN_AGREEMENT]
+        eligible = [n for n in timings if agreements[n] >= self.min_agreement.get(n, MIN_AGREEMENT)]
         best = min(eligible, key=timings.__getitem__)
         entry = {
             "path": best,

@@ -99,7 +99,8 @@ class Predictor:
             card = ModelCard.from_checkpoint(checkpoint)
             model = model_from_checkpoint(checkpoint)
             batches = [calibration_batch(card, image) for image in calibration]
-            runner = make_runner(model, path, device, batches, report=report)
+            int8 = _companion(model_file, path, report)
+            runner = make_runner(model, path, device, batches, report=report, int8_file=int8)
         return cls(runner, card, tta, tile, overlap, source=str(model_file))
 
     def probabilities(
@@ -149,6 +150,21 @@ def calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:
     """One image as the runner sees it: normalised, at the model's working scale."""
     x = to_batch([image], card)
     return resize(x, tuple(max(1, round(d * card.scale)) for d in x.shape[-2:]))
+
+
+def _companion(model_file: Path, path: str, report: Callable[[str], None] | None) -> Path | None:
+    """The checkpoint's int8 companion file, when ``auto`` may measure it."""
+    from fcnlab.infer.companion import find_companion
+    from fcnlab.infer.runtime import resolve_path
+
+    if resolve_path(path) != "auto":
+        return None
+    companion = find_companion(model_file)
+    if companion is None:
+        return None
+    if report is not None:
+        report(f"{companion.describe()}: measured with the other paths")
+    return companion.file
 
 
 def _load_torchscript(model_file: Path, device: str) -> tuple[TorchRunner, ModelCard]:

@@ -147,6 +147,7 @@ def make_runner(
     calibration: Sequence[torch.Tensor] | None = None,
     workdir: str | Path | None = None,
     report: Callable[[str], None] | None = None,
+    int8_file: Path | None = None,
 ) -> Runner:
     """A runner for ``model`` on ``path``; ONNX paths export to ``workdir`` (kept) or to a
     temporary folder removed once ONNX Runtime has loaded the file.
@@ -158,7 +159,12 @@ def make_runner(
     path = resolve_path(path, device)
     if path == "auto":
         key = dict(getattr(model, "args", {}) or {"module": type(model).__name__})
-        return AutoRunner(default_candidates(model, device), key, device, report=report)
+        candidates = default_candidates(model, device)
+        trusted = {}
+        if int8_file is not None and torch.device(device).type == "cpu":
+            trusted = int8_candidates(int8_file, candidates)
+            key["int8"] = str(int8_file.stat().st_mtime_ns)
+        return AutoRunner(candidates, key, device, report=report, min_agreement=trusted)
     if path in TORCH_PATHS:
         return TorchRunner(model, path, device)
     from fcnlab.export.onnx import export_onnx_model
@@ -209,3 +215,28 @@ class OpenVinoRunner:
         with self._lock:
             out = self.request.infer({0: array})[0]
         return torch.from_numpy(out.copy())
+
+
+def int8_candidates(int8_file: Path, candidates: dict) -> dict[str, float]:
+    """Add the runners of an int8 file (its val mIoU already checked) to ``candidates``;
+    returns the pixel agreement each still needs."""
+    from importlib.util import find_spec
+
+    from fcnlab.infer.companion import MIN_INT8_AGREEMENT
+
+    def onnx_int8() -> OnnxRunner:
+        runner = OnnxRunner(int8_file)
+        runner.path = "onnx-int8"
+        return runner
+
+    def openvino_int8() -> OpenVinoRunner:
+        runner = OpenVinoRunner(int8_file)
+        runner.path = "openvino-int8"
+        return runner
+
+    candidates["onnx-int8"] = onnx_int8
+    trusted = {"onnx-int8": MIN_INT8_AGREEMENT}
+    if find_spec("openvino") is not None:
+        candidates["openvino-int8"] = openvino_int8
+        trusted["openvino-int8"] = MIN_INT8_AGREEMENT
+    return trusted
