@@ -183,3 +183,12 @@ def test_rule_and_disabled_autotune_use_the_capability_rule(monkeypatch):
     assert resolve_path("rule") == rule_path()
     monkeypatch.setenv("FCNLAB_AUTOTUNE", "0")
     assert resolve_path("auto") == rule_path()
+
+
+def test_skipped_paths_stay_out_of_the_measurement(monkeypatch):
+    monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "channels_last, eager ,onnx")
+    candidates = default_candidates(tiny_model(), "cpu")
+    assert "channels_last" not in candidates and "onnx" not in candidates
+    assert "eager" in candidates  # the reference is never skipped
+    monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "")
+    assert "channels_last" in default_candidates(tiny_model(), "cpu")

@@ -12,7 +12,8 @@ at least :data:`MIN_AGREEMENT` of the pixels of that very batch, and caches the 
 and ISA, thread count, device, torch and ONNX Runtime versions, the model's arguments and
 the bucket, so a change of any of them measures again. ``--path rule`` (or
 ``FCNLAB_AUTOTUNE=0``) skips measuring and uses the capability rule of
-:func:`fcnlab.infer.runtime.rule_path`. ``fcnlab bench --path all`` is the full view.
+:func:`fcnlab.infer.runtime.rule_path`; ``FCNLAB_AUTOTUNE_SKIP=openvino,onnx`` keeps paths
+out of the measurement. ``fcnlab bench --path all`` is the full view.
 """
 
 from __future__ import annotations
@@ -236,7 +237,13 @@ def default_candidates(
         candidates["onnx"] = lambda: make_runner(model, "onnx", device)
         if _installed("openvino"):
             candidates["openvino"] = lambda: make_runner(model, "openvino", device)
-    return candidates
+    return {name: build for name, build in candidates.items() if name not in skipped_paths()}
+
+
+def skipped_paths() -> set[str]:
+    """Paths ``FCNLAB_AUTOTUNE_SKIP`` (comma-separated) keeps out of the measurement."""
+    text = os.environ.get("FCNLAB_AUTOTUNE_SKIP", "")
+    return {name.strip() for name in text.split(",") if name.strip()} - {"eager"}
 
 
 def _installed(*modules: str) -> bool:

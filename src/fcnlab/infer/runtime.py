@@ -34,7 +34,12 @@ from torch import nn
 
 from fcnlab.errors import FcnlabError
 from fcnlab.hardware import bf16_is_native
-from fcnlab.infer.autotune import AutoRunner, autotune_enabled, default_candidates
+from fcnlab.infer.autotune import (
+    AutoRunner,
+    autotune_enabled,
+    default_candidates,
+    skipped_paths,
+)
 from fcnlab.infer.fold import fold_batchnorm
 
 TORCH_PATHS = ("eager", "channels_last", "bf16", "compile", "compile-bf16")
@@ -234,9 +239,12 @@ def int8_candidates(int8_file: Path, candidates: dict) -> dict[str, float]:
         runner.path = "openvino-int8"
         return runner
 
-    candidates["onnx-int8"] = onnx_int8
-    trusted = {"onnx-int8": MIN_INT8_AGREEMENT}
-    if find_spec("openvino") is not None:
+    skipped = skipped_paths()
+    trusted = {}
+    if "onnx-int8" not in skipped:
+        candidates["onnx-int8"] = onnx_int8
+        trusted["onnx-int8"] = MIN_INT8_AGREEMENT
+    if find_spec("openvino") is not None and "openvino-int8" not in skipped:
         candidates["openvino-int8"] = openvino_int8
         trusted["openvino-int8"] = MIN_INT8_AGREEMENT
     return trusted
