@@ -88,7 +88,7 @@ def resume_to_the_end(config: Path, run_dir: Path, log: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_kill_at_a_random_moment_then_resume(tmp_path, seed):
     config, run_dir, log = write_config(tmp_path), tmp_path / "run", tmp_path / "log.txt"
     process = start(["train", str(config), "--out", str(run_dir)], log)

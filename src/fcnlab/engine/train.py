@@ -248,7 +248,7 @@ def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
                 }
             )
             console.print(
-                f"step {state.step}/{cfg.steps} val: {format_summary(metrics)}", highlight=False
+                f"step {_where(run, state)} val: {format_summary(metrics)}", highlight=False
             )
             if improved:
                 save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
@@ -270,6 +270,13 @@ def _announce(run: Run) -> None:
         f"{_length(run)} on {run.ctx.device}; {run.precision.line()}" + _batchnorm_note(run),
         highlight=False,
     )
+
+
+def _where(run: Run, state: TrainState) -> str:
+    """``120/150`` (steps), or ``1500 (20.1 of 30 min)`` for a time-budgeted run."""
+    if run.budget.seconds is None:
+        return f"{state.step}/{run.cfg.train.steps}"
+    return f"{state.step} ({state.elapsed_s / 60:.1f} of {run.budget.seconds / 60:g} min)"
 
 
 def _length(run: Run) -> str:
