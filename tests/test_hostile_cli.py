@@ -213,3 +213,13 @@ def test_any_override_is_valid_or_one_fcnlab_error(key, value):
 def test_any_override_text_is_valid_or_one_fcnlab_error(text):
     with contextlib.suppress(FcnlabError):
         apply_overrides(ExperimentConfig(), [text])
+
+
+def test_names_with_brackets_are_printed_literally(tmp_path, model_file):
+    bad = tmp_path / "shot[1].png"
+    bad.write_bytes(b"not a png")
+    result = runner.invoke(
+        app, ["predict", str(model_file), str(bad), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "shot[1].png" in result.output and "Traceback" not in result.output

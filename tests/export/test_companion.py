@@ -111,4 +111,6 @@ def test_no_companion_without_onnx_runtime(trained, monkeypatch, capsys):
     )
     run_dir, _ = trained
     train_cli._int8_companion(run_dir / "best.pt")
-    assert "int8 companion skipped: ONNX Runtime is not installed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "int8 companion skipped: ONNX Runtime is not installed" in out
+    assert "pip install 'fcnlab[onnx]'" in out  # brackets printed, not taken for markup

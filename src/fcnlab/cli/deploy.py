@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from fcnlab.bench.command import bench_command
@@ -90,7 +91,7 @@ def predict(
         tile=tile_size,
         overlap=overlap,
         calibration=_calibration_images(calibration, 32),
-        report=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
+        report=lambda line: err_console.print(line, highlight=False, soft_wrap=True, markup=False),
     )
     want = Outputs(overlay=overlay, probs=probs, json=json_out)
     limit = _memory_limit(max_memory_mb)
@@ -105,13 +106,19 @@ def predict(
             batch,
             lambda n: bar.advance(task, n),
             max_bytes=limit,
-            notify=lambda line: bar.console.print(line, highlight=False, soft_wrap=True),
+            notify=lambda line: bar.console.print(
+                line, highlight=False, soft_wrap=True, markup=False
+            ),
         )
     for bad, reason in summary.failed:
-        err_console.print(f"[bold red]skipped[/] {bad}: {reason}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]skipped[/] {escape(str(bad))}: {escape(reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     done = len(paths) - len(summary.failed)
     line = f"{done} of {len(paths)} images segmented into {out} ({predictor.path})"
-    console.print(line, highlight=False, soft_wrap=True)
+    console.print(line, highlight=False, soft_wrap=True, markup=False)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -162,10 +169,10 @@ def export(
     images = _calibration_images(calibration, calibration_count)
     result = export_checkpoint(checkpoint, out, format_, images)
     for row in result.parity:
-        console.print(f"parity {row.line()}")
+        console.print(f"parity {row.line()}", markup=False)
     if result.quality is not None:
-        console.print(result.quality.line(), highlight=False)
-    console.print(f"exported {result.format}: {result.file}")
+        console.print(result.quality.line(), highlight=False, markup=False)
+    console.print(f"exported {result.format}: {result.file}", markup=False)
 
 
 @app.command()

@@ -63,7 +63,7 @@ def summary(
     params, flops = count_parameters(model), count_flops(model, hw)
     console.print(f"total parameters: {params:,}   GFLOPs: {flops / 1e9:.2f}")
     if diagram is not None:
-        console.print(f"diagram: {write_diagram(trace_graph(model, hw), diagram)}")
+        console.print(f"diagram: {write_diagram(trace_graph(model, hw), diagram)}", markup=False)
 
 
 @app.command()
@@ -94,7 +94,7 @@ def train(
     if _is_main_process():
         if cfg.train.int8_companion:
             _int8_companion(run_dir / "best.pt")
-        console.print(f"run folder: {run_dir}")
+        console.print(f"run folder: {run_dir}", markup=False, soft_wrap=True)
 
 
 def _int8_companion(checkpoint: Path) -> None:
@@ -107,6 +107,8 @@ def _int8_companion(checkpoint: Path) -> None:
         console.print(
             "int8 companion skipped: ONNX Runtime is not installed (pip install 'fcnlab[onnx]').",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
         return
     from fcnlab.export import export_checkpoint
@@ -114,10 +116,14 @@ def _int8_companion(checkpoint: Path) -> None:
     try:
         result = export_checkpoint(checkpoint, None, "onnx-int8")
     except FcnlabError as error:  # the run itself succeeded: say why, keep exit code 0
-        console.print(f"int8 companion not written: {error}", highlight=False)
+        console.print(
+            f"int8 companion not written: {error}", highlight=False, markup=False, soft_wrap=True
+        )
         return
     quality = f"; {result.quality.line()}" if result.quality else ""
-    console.print(f"int8 companion: {result.file}{quality}", highlight=False)
+    console.print(
+        f"int8 companion: {result.file}{quality}", highlight=False, markup=False, soft_wrap=True
+    )
 
 
 @app.command("eval")
@@ -159,7 +165,7 @@ def eval_(
     )
     if written is not None:  # only the main process writes and prints under torchrun
         console.print(format_metrics(metrics))
-        console.print(f"metrics: {written}")
+        console.print(f"metrics: {written}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -170,7 +176,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
 
     if not run_dir.is_dir():
         raise FcnlabError(f"run folder {run_dir} does not exist.")
-    console.print(f"report: {write_report(run_dir)}")
+    console.print(f"report: {write_report(run_dir)}", markup=False, soft_wrap=True)
 
 
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
@@ -204,6 +210,6 @@ def data_check(
         except yaml.YAMLError:
             raise FcnlabError(f"option {item!r}: the value is not valid YAML.") from None
     report = check_dataset(data, root, split, **options)
-    console.print(format_report(report, report.info), highlight=False)
+    console.print(format_report(report, report.info), highlight=False, markup=False)
     if not report.ok:
         raise typer.Exit(1)
