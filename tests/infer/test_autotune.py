@@ -85,6 +85,7 @@ def test_the_fastest_agreeing_path_is_chosen_and_cached(fixed_timings, cache):
     assert "backend bf16 (measured" in lines[0] and "eager 30 ms" in lines[0]
     entry = next(iter(json.loads(cache.path.read_text()).values()))
     assert entry["path"] == "bf16" and entry["agreement"]["bf16"] == 1.0
+    assert set(runner._runners) == {"bf16"}  # the others are dropped: memory stays bounded
     runner(X)  # the same bucket: no second measurement
     assert sorted(factories.built) == ["bf16", "channels_last", "eager"]
 

@@ -117,7 +117,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 progress.update(task, advance=1)
                 if state.step % cfg.log_every == 0 or final:
                     # The only host sync for the loss: once per log interval, not per step.
-                    check_finite(run, state)
+                    check_finite(run, state, weights=False)  # the loss flag; weights at saves
                     rate = seen * ctx.world_size / (time.perf_counter() - tick)
                     loss = _log_train(run, state, losses, rate)
                     progress.update(task, loss=f"{loss:.3f}")
@@ -137,10 +137,13 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
     return True
 
 
-def check_finite(run: Run, state: TrainState) -> None:
-    """Stop, saving nothing, once a loss or the weights are not finite; name what is good."""
+def check_finite(run: Run, state: TrainState, weights: bool = True) -> None:
+    """Stop, saving nothing, once a loss (or, with ``weights``, a weight: a pass over all of
+    them, done before saves only) is not finite; name the last good checkpoint."""
     bad = run.guard.first_bad_step()
     what = f"the training loss became NaN or infinite at step {bad}"
+    if bad is None and not weights:
+        return
     if bad is None:
         count = count_nonfinite(run.net)
         if not count:

@@ -193,6 +193,9 @@ class AutoRunner:
         self.cache.put(key, {**entry, "bucket": list(bucket), "measured": time.time()})
         timings = ", ".join(f"{k} {v:.0f} ms" for k, v in entry["median_ms"].items())
         self.report(f"backend {name} (measured fastest agreeing path: {timings})")
+        keep = {name, *(chosen for chosen, _ in self.chosen.values())}
+        for other in [n for n in self._runners if n not in keep]:
+            del self._runners[other]  # memory: only chosen runners stay (others rebuild)
         return name, self._runner(name)
 
     def _measure(self, x: torch.Tensor) -> tuple[str, dict[str, Any]]:
