@@ -25,7 +25,7 @@ from fcnlab.engine.checkpoint import (
     state_dict_is_finite,
 )
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.card import ModelCard
+from fcnlab.card import ModelCard
 from tests.checkpoints import INFO, NORMALIZATION, tiny_model
 
 NAN, INF = float("nan"), float("inf")
@@ -151,12 +151,23 @@ AT_BUILD = {
     "head for 2 classes": (_classes(2, num_classes=2), "do not fit this model: 0 missing, 0 unex"),
     "string fc_width": (
         _set("model.fc_width", "x"),
-        "describes a model that cannot be built: fc_width must be a positive integer, not 'x'",
+        "cannot be built: model option 'fc_width' must be an integer >= 1, not 'x'",
     ),
-    "string width_mult": (_set("model.width_mult", "x"), "cannot be built (TypeError: "),
-    "odd output stride": (_set("model.output_stride", 5), "supports output_stride 8, 16, not 5"),
+    "string width_mult": (
+        _set("model.width_mult", "x"),
+        "cannot be built: model option 'width_mult' must be a finite number > 0 and <= 4",
+    ),
+    "odd output stride": (
+        _set("model.output_stride", 5),
+        "model option 'output_stride' must be one of 8, 16, 32 or null, not 5",
+    ),
+    "an unsupported stride": (
+        _set("model.output_stride", 32),
+        "cannot be built: deeplabv3plus_mobilenet_v2 supports output_stride 8, 16, not 32",
+    ),
     "an aux head it lacks": (_set("model.aux", True), "0 unexpected, 0 of another shape"),
-    "a huge width": (_set("model.width_mult", 1000.0), "do not fit this model"),
+    "a huge width": (_set("model.width_mult", 1000.0), "'width_mult' must be a finite number"),
+    "a wider net": (_set("model.width_mult", 2.0), "do not fit this model"),
     "other architecture": (_set("model.name", "deeplabv3_mobilenet_v2"), "do not fit this mod"),
 }
 

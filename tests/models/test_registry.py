@@ -19,7 +19,7 @@ import fcnlab
         ),
         (
             "deeplabv3plus_vgg16",
-            r"atrous resnet or mobilenet backbone.* for deeplabv3plus: .*mobilenet_v2",
+            r"a resnet or mobilenet backbone.* for deeplabv3plus: .*mobilenet_v2",
         ),
     ],
 )
@@ -33,15 +33,45 @@ def test_unknown_and_invalid_names_list_the_choices(name, message):
     [
         ({"num_classes": 0}, "num_classes must be a positive integer"),
         ({"num_classes": 2.5}, "num_classes must be a positive integer"),
-        ({"num_classes": 3, "output_stride": 4}, "supports output_stride 8, 16, not 4"),
-        ({"num_classes": 3, "upsample": "nearest"}, "upsample must be one of"),
-        ({"num_classes": 3, "fc_width": 64}, "has no fc6/fc7"),
-        ({"num_classes": 3, "width_mult": 0.5}, "mobilenet_v2 backbones only"),
+        ({"num_classes": 3, "output_stride": 4}, "'output_stride' must be one of 8, 16, 32 or"),
+        ({"num_classes": 3, "output_stride": 32}, "supports output_stride 8, 16, not 32"),
+        ({"num_classes": 3, "upsample": "nearest"}, "'upsample' must be one of transposed, bil"),
+        ({"num_classes": 3, "fc_width": 64}, "fc_width does not apply to deeplabv3_resnet18"),
+        ({"num_classes": 3, "width_mult": 0.5}, "applies to mobilenet_v2 backbones only"),
+        ({"num_classes": 3, "aux": "yes"}, "model option 'aux' must be true or false"),
+        ({"num_classes": 3, "depth": 3}, "unknown model option.* depth; valid ones are output"),
     ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(fcnlab.FcnlabError, match=message):
         fcnlab.create_model("deeplabv3_resnet18", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("fcn8s_resnet18", {"fc_width": 64}, "fc_width applies to FCN on VGG/AlexNet only"),
+        ("segnet_basic", {"aux": True}, "aux does not apply to segnet_basic"),
+        ("segnet_vgg16", {"upsample": "bilinear"}, "upsample does not apply to segnet_vgg16"),
+        ("segnet_vgg16", {"output_stride": 16}, "supports output_stride 32, not 16"),
+        ("segnet_basic", {"backbone_weights": "imagenet"}, "trained from scratch"),
+    ],
+)
+def test_options_a_model_does_not_read_are_refused(name, kwargs, message):
+    with pytest.raises(fcnlab.FcnlabError, match=message):
+        fcnlab.create_model(name, 3, **kwargs)
+
+
+def test_options_object_and_keywords_agree():
+    from fcnlab.models.options import ModelOptions
+
+    a = fcnlab.create_model(
+        "fcn8s_vgg11", 3, options=ModelOptions(fc_width=16, upsample="bilinear")
+    )
+    b = fcnlab.create_model("fcn8s_vgg11", 3, fc_width=16, upsample="bilinear")
+    assert a.args == b.args
+    assert a.args["fc_width"] == 16 and a.args["upsample"] == "bilinear"
+    assert set(a.args) == set(ModelOptions.arg_names())
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 1, 32, 32), (1, 4, 32, 32)])

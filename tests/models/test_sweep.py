@@ -8,14 +8,14 @@ import torch
 import fcnlab
 from fcnlab.models.registry import ARCHITECTURES, parse_name
 
-SIZES = [(1, 3, 33, 47), (2, 3, 67, 93)]
+SIZES = [(1, 3, 1, 1), (1, 3, 33, 47), (2, 3, 67, 93), (1, 3, 97, 131)]
 HEAVY = ("resnet101", "vgg19", "vgg19_bn")
 
 
 def small_kwargs(name: str) -> dict:
     """A narrow fc6/fc7 keeps the VGG/AlexNet heads light; everything else is as shipped."""
     arch, backbone = parse_name(name)
-    if ARCHITECTURES[arch].kind == "fcn" and backbone.startswith(("vgg", "alexnet")):
+    if "fc_width" in ARCHITECTURES[arch].options and backbone.startswith(("vgg", "alexnet")):
         return {"fc_width": 32}
     return {}
 

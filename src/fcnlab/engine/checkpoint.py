@@ -16,7 +16,6 @@ weights that are not all finite (:func:`state_dict_is_finite`).
 
 from __future__ import annotations
 
-import inspect
 import os
 import platform
 import tempfile
@@ -32,6 +31,7 @@ from fcnlab import __version__
 from fcnlab.data.classes import DatasetInfo
 from fcnlab.errors import FcnlabError
 from fcnlab.models import Segmenter, create_model, list_models
+from fcnlab.models.options import ModelOptions
 from fcnlab.serialization import (
     expect_dict,
     expect_entry,
@@ -46,7 +46,7 @@ from fcnlab.serialization import (
 
 FORMAT_VERSION = 1
 #: The ``create_model`` arguments a checkpoint may hold (never weights to fetch).
-MODEL_ARGS = tuple(p for p in inspect.signature(create_model).parameters if p != "backbone_weights")
+MODEL_ARGS = ModelOptions.arg_names()
 
 
 def make_checkpoint(

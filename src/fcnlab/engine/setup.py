@@ -36,6 +36,7 @@ from fcnlab.engine.runlog import MetricsLog
 from fcnlab.errors import FcnlabError
 from fcnlab.hardware import PrecisionChoice, resolve_precision
 from fcnlab.models import Segmenter, create_model
+from fcnlab.models.options import ModelOptions
 from fcnlab.models.transfer import init_from
 
 
@@ -200,12 +201,7 @@ def _model(cfg: ExperimentConfig, info: DatasetInfo, ctx: Context) -> Segmenter:
         m.name,
         info.num_classes,
         backbone_weights=m.backbone_weights,
-        output_stride=m.output_stride,
-        fc_width=m.fc_width,
-        upsample=m.upsample,
-        freeze_final_upsample=m.freeze_final_upsample,
-        aux=m.aux,
-        width_mult=m.width_mult,
+        options=ModelOptions.pick(m),
     )
     if m.init_from:
         report = init_from(net, m.init_from)

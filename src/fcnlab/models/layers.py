@@ -132,3 +132,17 @@ def separable_conv_bn_relu(
         nn.ReLU(inplace=True),
         conv_bn_relu(in_channels, out_channels, 1),
     )
+
+
+def max_unpool(x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Max-unpooling (SegNet): each value of ``x`` goes back where its max-pool found it.
+
+    ``indices`` are the pool's ``return_indices`` (positions in each pre-pool H x W plane) and
+    ``size`` is the pre-pool H, W, so odd sizes come back exactly; every other position is 0.
+    Written as a scatter, which ONNX (ScatterElements) exports at dynamic sizes, unlike
+    ``max_unpool2d``.
+    """
+    n, c = x.shape[0], x.shape[1]
+    h, w = size[0], size[1]
+    flat = x.new_zeros(n, c, h * w)
+    return flat.scatter(2, indices.flatten(2), x.flatten(2)).view(n, c, h, w)

@@ -1,81 +1,143 @@
 """Model names users type (``<arch>_<backbone>``) and the one function that builds them.
 
-The registry is two plain dicts: architectures here, backbones in ``backbones/__init__``.
-A name is valid when its backbone has every feature the architecture needs.
+The registry is two plain dicts: architectures here, backbones in ``backbones/__init__``. An
+architecture entry carries its head's ``build``, the backbone stages it reads, the backbone
+families (or names) it runs on, the output strides it works at and the model options it reads;
+a name is valid when its backbone has all of that. ``create_model`` has no per-architecture
+code: adding an architecture is its module and one entry below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from fcnlab.errors import FcnlabError
-from fcnlab.models.backbones import BACKBONES, BackboneEntry
+from fcnlab.models.backbones import BACKBONES, Backbone, BackboneEntry
+from fcnlab.models.heads import deeplab, fcn, segnet
 from fcnlab.models.heads.aux import AuxHead
-from fcnlab.models.heads.deeplab import DeepLabV3Head, DeepLabV3PlusHead
-from fcnlab.models.heads.fcn import SKIPS, FCNHead
+from fcnlab.models.heads.base import Head
+from fcnlab.models.options import ModelOptions
 from fcnlab.models.segmenter import Segmenter
 
 
 @dataclass(frozen=True)
 class ArchEntry:
-    kind: str  # "fcn" or "deeplab"
-    needs: tuple[str, ...]  # backbone stages the head reads
-    default_output_stride: int
-    families: tuple[str, ...] = ("vgg", "resnet", "mobilenet", "alexnet")
+    #: ``build(backbone, num_classes, options) -> Head``.
+    build: Callable[[Backbone, int, ModelOptions], Head]
+    #: Backbone stages the head reads.
+    needs: tuple[str, ...]
+    #: Backbone families it runs on (see ``BackboneEntry.family``).
+    families: tuple[str, ...]
+    #: Output strides the head works at; None: the backbone's own (deepest) stride only.
+    output_strides: tuple[int, ...] | None = (8, 16, 32)
+    default_output_stride: int = 32
+    #: Model options the head reads (the backbone's are in its entry).
+    options: tuple[str, ...] = ()
+    #: Only these backbones of those families (None: every one that has the stages).
+    backbones: tuple[str, ...] | None = None
+    #: Keyword arguments for the backbone's builder (e.g. pools that return indices).
+    backbone_args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Backbones that only this architecture uses, defined in its module.
+    own_backbones: Mapping[str, BackboneEntry] = field(default_factory=lambda: MappingProxyType({}))
 
+
+_FCN_FAMILIES = ("vgg", "resnet", "mobilenet", "alexnet")
+_ATROUS = ("resnet", "mobilenet")
 
 ARCHITECTURES: dict[str, ArchEntry] = {
     **{
-        arch: ArchEntry("fcn", tuple(f"stage{5 - k}" for k in range(skips + 1)), 32)
-        for arch, skips in SKIPS.items()
+        arch: ArchEntry(
+            partial(fcn.build, skips=skips),
+            fcn.stages_needed(skips),
+            _FCN_FAMILIES,
+            options=("fc_width", "upsample", "freeze_final_upsample", "aux"),
+        )
+        for arch, skips in fcn.SKIPS.items()
     },
-    "deeplabv3": ArchEntry("deeplab", ("stage5",), 16, ("resnet", "mobilenet")),
-    "deeplabv3plus": ArchEntry("deeplab", ("stage2", "stage5"), 16, ("resnet", "mobilenet")),
+    "deeplabv3": ArchEntry(deeplab.build_v3, ("stage5",), _ATROUS, (8, 16), 16, options=("aux",)),
+    "deeplabv3plus": ArchEntry(
+        deeplab.build_v3plus, ("stage2", "stage5"), _ATROUS, (8, 16), 16, options=("aux",)
+    ),
+    "segnet": ArchEntry(
+        segnet.build,
+        ("stage1", "stage2", "stage3", "stage4"),
+        ("vgg", "segnet_basic"),
+        output_strides=None,
+        backbones=("vgg16", "vgg16_bn", "basic"),
+        backbone_args=MappingProxyType({"pool_indices": True}),
+        own_backbones=MappingProxyType({"basic": segnet.BASIC}),
+    ),
 }
-UPSAMPLE_MODES = ("transposed", "bilinear")
 
 
-def _valid(arch: ArchEntry, backbone: BackboneEntry) -> bool:
-    return backbone.family in arch.families and set(arch.needs) <= set(backbone.stages)
+def _backbone_entry(arch: ArchEntry, name: str) -> BackboneEntry | None:
+    return arch.own_backbones.get(name) or BACKBONES.get(name)
+
+
+def _valid(arch: ArchEntry, name: str) -> bool:
+    backbone = _backbone_entry(arch, name)
+    return (
+        backbone is not None
+        and backbone.family in arch.families
+        and set(arch.needs) <= set(backbone.stages)
+        and (arch.backbones is None or name in arch.backbones)
+    )
+
+
+def _all_backbones() -> dict[str, BackboneEntry]:
+    own = {n: b for a in ARCHITECTURES.values() for n, b in a.own_backbones.items()}
+    return {**BACKBONES, **own}
 
 
 def list_models() -> list[str]:
     """Every valid ``<arch>_<backbone>`` name, sorted."""
     return sorted(
-        f"{a}_{b}"
-        for a, arch in ARCHITECTURES.items()
-        for b, backbone in BACKBONES.items()
-        if _valid(arch, backbone)
+        f"{a}_{b}" for a, arch in ARCHITECTURES.items() for b in _all_backbones() if _valid(arch, b)
     )
 
 
 def parse_name(name: str) -> tuple[str, str]:
     """Split a model name into (arch, backbone), or explain which names exist."""
-    arch, _, backbone = name.partition("_")
+    arch_name, _, backbone = name.partition("_")
     if name in list_models():
-        return arch, backbone
-    if arch not in ARCHITECTURES:
+        return arch_name, backbone
+    if arch_name not in ARCHITECTURES:
         raise FcnlabError(
-            f"unknown model {name!r}: architecture {arch!r} is not one of "
+            f"unknown model {name!r}: architecture {arch_name!r} is not one of "
             f"{', '.join(ARCHITECTURES)}."
         )
-    if backbone not in BACKBONES:
+    if backbone not in _all_backbones():
         raise FcnlabError(
-            f"unknown model {name!r}: backbone {backbone!r} is not one of {', '.join(BACKBONES)}."
+            f"unknown model {name!r}: backbone {backbone!r} is not one of "
+            f"{', '.join(_all_backbones())}."
         )
-    valid = [m.partition("_")[2] for m in list_models() if m.startswith(arch + "_")]
-    entry, backbone_entry = ARCHITECTURES[arch], BACKBONES[backbone]
-    lacking = [s for s in entry.needs if s not in backbone_entry.stages]
-    reason = (
-        f"it needs the /{2 ** int(lacking[0][-1])} feature ({lacking[0]}), which {backbone} lacks"
-        if lacking
-        else f"it needs an atrous {' or '.join(entry.families)} backbone"
-    )
+    valid = [m.partition("_")[2] for m in list_models() if m.startswith(arch_name + "_")]
+    arch, entry = ARCHITECTURES[arch_name], _all_backbones()[backbone]
+    lacking = [s for s in arch.needs if s not in entry.stages]
+    if lacking:
+        reason = f"it needs the /{2 ** int(lacking[0][-1])} feature ({lacking[0]}), which "
+        reason += f"{backbone} lacks"
+    elif entry.family in arch.families:
+        reason = f"it is defined for {', '.join(arch.backbones or ())} only"
+    else:
+        reason = f"it needs a {' or '.join(arch.families)} backbone"
     raise FcnlabError(
-        f"{arch} does not work with {backbone} ({reason}); valid backbones for {arch}: "
-        f"{', '.join(valid)}."
+        f"{arch_name} does not work with {backbone} ({reason}); valid backbones for "
+        f"{arch_name}: {', '.join(valid)}."
     )
+
+
+def output_strides(name: str) -> tuple[int, ...]:
+    """The output strides model ``name`` can run at, smallest first."""
+    arch_name, backbone = parse_name(name)
+    arch, entry = ARCHITECTURES[arch_name], _backbone_entry(ARCHITECTURES[arch_name], backbone)
+    wanted = arch.output_strides or (max(entry.output_strides),)
+    return tuple(s for s in sorted(entry.output_strides) if s in wanted)
 
 
 def create_model(
@@ -83,83 +145,57 @@ def create_model(
     num_classes: int,
     *,
     backbone_weights: str | Path | None = None,
-    output_stride: int | None = None,
-    fc_width: int = 4096,
-    upsample: str = "transposed",
-    freeze_final_upsample: bool = False,
-    aux: bool = False,
-    width_mult: float = 1.0,
+    options: ModelOptions | None = None,
+    **option_values: Any,
 ) -> Segmenter:
     """Build a segmentation model by name, e.g. ``create_model("fcn8s_vgg16", 21)``.
 
     Args:
         backbone_weights: None (random init), ``"imagenet"`` (torchvision's weights,
             downloaded and cached by torch.hub) or a path to a torchvision state dict.
-        output_stride: stride of the deepest feature; FCN defaults to 32 (the paper),
-            DeepLab to 16. Smaller strides use dilation where the backbone allows it.
-        fc_width: channels of fc6/fc7 for FCN on VGG/AlexNet (4096 in the paper).
-        upsample: FCN upsampling, ``"transposed"`` (bilinear-initialised) or ``"bilinear"``.
-        freeze_final_upsample: keep FCN's last upsampling fixed at bilinear.
-        aux: add an auxiliary head on the /16 feature (training loss only).
-        width_mult: MobileNetV2 width multiplier (ImageNet weights exist for 1.0 only).
+        options: the model options (:class:`~fcnlab.models.options.ModelOptions`); single
+            options may also be given as keywords (``output_stride=8``, ``fc_width=1024``).
     """
     arch_name, backbone_name = parse_name(name)
-    arch, entry = ARCHITECTURES[arch_name], BACKBONES[backbone_name]
-    _check_args(name, arch, entry, num_classes, output_stride, fc_width, upsample, width_mult)
-    stride = output_stride or min(arch.default_output_stride, max(entry.output_strides))
-    extra = {"width_mult": width_mult} if entry.family == "mobilenet" else {}
-    backbone = entry.build(weights=backbone_weights, output_stride=stride, **extra)
-    if arch.kind == "fcn":
-        head = FCNHead(backbone, num_classes, arch_name, fc_width, upsample, freeze_final_upsample)
-        if backbone.pretrained_classifier is not None:
-            head.load_pretrained_classifier(backbone.pretrained_classifier)
-        size_divisor = backbone.feature_info[-1].stride
-    else:
-        head_cls = DeepLabV3PlusHead if arch_name == "deeplabv3plus" else DeepLabV3Head
-        head, size_divisor = head_cls(backbone, num_classes), 1
-    backbone.pretrained_classifier = None  # consumed; do not keep a second copy alive
-    aux_head = AuxHead(backbone.info("stage4").channels, num_classes) if aux else None
-    args = {
-        "name": name,
-        "num_classes": num_classes,
-        "output_stride": stride,
-        "fc_width": fc_width,
-        "upsample": upsample,
-        "freeze_final_upsample": freeze_final_upsample,
-        "aux": aux,
-        "width_mult": width_mult,
-    }
-    return Segmenter(backbone, head, size_divisor, aux_head, args)
-
-
-def _check_args(
-    name: str,
-    arch: ArchEntry,
-    entry: BackboneEntry,
-    num_classes: int,
-    output_stride: int | None,
-    fc_width: int,
-    upsample: str,
-    width_mult: float,
-) -> None:
+    arch = ARCHITECTURES[arch_name]
+    entry = _backbone_entry(arch, backbone_name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise FcnlabError(f"num_classes must be a positive integer, not {num_classes!r}.")
-    strides = (
-        entry.output_strides
-        if arch.kind == "fcn"
-        else tuple(s for s in entry.output_strides if s in (8, 16))
+    if options is None or option_values:
+        base = {n: getattr(options, n) for n in ModelOptions.names()} if options else {}
+        options = ModelOptions.from_kwargs({**base, **option_values})
+    stride = _output_stride(name, arch, options)
+    _check_applies(name, arch, entry, options)
+    backbone_args = {o: getattr(options, o) for o in entry.options}
+    backbone = entry.build(
+        weights=backbone_weights, output_stride=stride, **backbone_args, **arch.backbone_args
     )
-    if output_stride is not None and output_stride not in strides:
+    head = arch.build(backbone, num_classes, options)
+    backbone.pretrained_classifier = None  # consumed; do not keep a second copy alive
+    aux_head = AuxHead(backbone.info("stage4").channels, num_classes) if options.aux else None
+    return Segmenter(backbone, head, aux_head, options.to_args(name, num_classes, stride))
+
+
+def _output_stride(name: str, arch: ArchEntry, options: ModelOptions) -> int:
+    strides = output_strides(name)
+    if options.output_stride is None:
+        fitting = [s for s in strides if s <= arch.default_output_stride]
+        return max(fitting or strides)
+    if options.output_stride not in strides:
         raise FcnlabError(
-            f"{name} supports output_stride {', '.join(map(str, strides))}, not {output_stride}."
+            f"{name} supports output_stride {', '.join(map(str, strides))}, not "
+            f"{options.output_stride}."
         )
-    if isinstance(fc_width, bool) or not isinstance(fc_width, int) or fc_width < 1:
-        raise FcnlabError(f"fc_width must be a positive integer, not {fc_width!r}.")
-    if fc_width != 4096 and not (arch.kind == "fcn" and entry.family in ("vgg", "alexnet")):
-        raise FcnlabError(f"fc_width applies to FCN on VGG/AlexNet only; {name} has no fc6/fc7.")
-    if upsample not in UPSAMPLE_MODES:
-        raise FcnlabError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, not {upsample!r}.")
-    if width_mult != 1.0 and entry.family != "mobilenet":
-        raise FcnlabError(f"width_mult applies to mobilenet_v2 backbones only, not {name}.")
-    if not width_mult > 0:
-        raise FcnlabError(f"width_mult must be positive, not {width_mult!r}.")
+    return options.output_stride
+
+
+def _check_applies(name: str, arch: ArchEntry, entry: BackboneEntry, options: ModelOptions):
+    """Refuse an option set away from its default that this model does not read."""
+    for option in options.changed():
+        if option == "output_stride" or option in arch.options or option in entry.options:
+            continue
+        readers = [a for a, e in ARCHITECTURES.items() if option in e.options]
+        readers += [f"{b} backbones" for b, e in _all_backbones().items() if option in e.options]
+        raise FcnlabError(
+            f"{option} does not apply to {name}; it applies to {', '.join(readers)} only."
+        )

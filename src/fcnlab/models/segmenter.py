@@ -1,9 +1,10 @@
 """The segmenter wires a backbone to a head and maps logits back to the input size.
 
-It is the only place that knows about input sizes: FCN heads need every map to be exactly
-1/stride of the input, so the input is zero-padded (bottom/right) to a multiple of the
-network stride and the logits are cropped back; heads that predict at a lower resolution
-(DeepLab) are resized bilinearly. Any H, W >= 1 gives N x C x H x W logits.
+It is the only place that knows about input sizes: a head with a ``size_divisor`` (FCN, whose
+fused maps must be exactly 1/stride of the input) gets the input zero-padded (bottom/right) to
+a multiple of it and its logits cropped back; heads that predict at a lower resolution
+(DeepLab) are resized bilinearly; SegNet's unpooling returns the input's own size. Any
+H, W >= 1 gives N x C x H x W logits. The head contract is in ``heads/base.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 
 from fcnlab.errors import FcnlabError
 from fcnlab.models.backbones import Backbone
+from fcnlab.models.heads.base import Head
 
 
 class Segmenter(nn.Module):
@@ -24,14 +26,13 @@ class Segmenter(nn.Module):
     def __init__(
         self,
         backbone: Backbone,
-        head: nn.Module,
-        size_divisor: int = 1,
+        head: Head,
         aux: nn.Module | None = None,
         args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.backbone, self.head, self.aux = backbone, head, aux
-        self.size_divisor = size_divisor
+        self.size_divisor = head.size_divisor
         #: The ``create_model`` arguments that rebuild this model (stored in checkpoints).
         self.args: dict[str, Any] = dict(args or {})
 

@@ -24,6 +24,8 @@ class BackboneEntry:
     family: str
     stages: tuple[str, ...] = ALL_STAGES
     output_strides: tuple[int, ...] = (8, 16, 32)
+    #: Model options its builder takes (see fcnlab.models.options).
+    options: tuple[str, ...] = ()
 
 
 _VGG = ("vgg11", "vgg13", "vgg16", "vgg19")
@@ -34,7 +36,9 @@ BACKBONES: dict[str, BackboneEntry] = {
         n: BackboneEntry(partial(build_resnet, n), "resnet")
         for n in ("resnet18", "resnet34", "resnet50", "resnet101")
     },
-    "mobilenet_v2": BackboneEntry(partial(build_mobilenet_v2, "mobilenet_v2"), "mobilenet"),
+    "mobilenet_v2": BackboneEntry(
+        partial(build_mobilenet_v2, "mobilenet_v2"), "mobilenet", options=("width_mult",)
+    ),
     "alexnet": BackboneEntry(
         partial(build_alexnet, "alexnet"), "alexnet", ALL_STAGES[2:], output_strides=(32,)
     ),

@@ -109,6 +109,36 @@ def classifier_weights(linear6: nn.Linear, linear7: nn.Linear) -> dict[str, torc
     }
 
 
+def indices_key(stage: str) -> str:
+    """Where a pooling backbone puts a stage's max-pool indices in its feature dict."""
+    return f"{stage}_indices"
+
+
+def pool_with_indices(layers: nn.Sequential) -> None:
+    """Make every 2x2/2 max-pool in ``layers`` return its indices (SegNet's encoder).
+
+    Pools use ``ceil_mode`` as in SegNet's Caffe model: an odd-sized map keeps its last row and
+    column (a 1x1 map pools to 1x1), and unpooling restores the exact pre-pool size.
+    """
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.MaxPool2d):
+            layers[i] = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
+
+
+def run_with_pool_indices(layers: nn.Sequential, x: torch.Tensor, taps: dict[int, str]):
+    """Like :func:`run_with_taps` for pools that return indices: each tapped pool's output
+    under its stage name, its indices under ``indices_key(stage)``, and the input as
+    ``stage0`` (so a decoder knows every pre-pool size, the first included)."""
+    out = {"stage0": x}
+    for i, layer in enumerate(layers):
+        if i in taps:
+            x, out[indices_key(taps[i])] = layer(x)
+            out[taps[i]] = x
+        else:
+            x = layer(x)
+    return out
+
+
 def run_with_taps(layers: nn.Sequential, x: torch.Tensor, taps: dict[int, str]):
     """Run ``layers`` in order and return the outputs of the layers listed in ``taps``."""
     out = {}

@@ -1,0 +1,1 @@
+"""Heads: one module per architecture, each with a ``build`` the registry points at."""

@@ -14,7 +14,9 @@ from torch import nn
 
 from fcnlab.errors import FcnlabError
 from fcnlab.models.backbones import Backbone
+from fcnlab.models.heads.base import Head
 from fcnlab.models.layers import PoolingBatchNorm, conv_bn_relu, separable_conv_bn_relu
+from fcnlab.models.options import ModelOptions
 
 ASPP_CHANNELS = 256
 LOW_LEVEL_CHANNELS = 48
@@ -65,7 +67,15 @@ def _check_output_stride(backbone: Backbone, arch: str) -> int:
     return stride
 
 
-class DeepLabV3Head(nn.Module):
+def build_v3(backbone: Backbone, num_classes: int, options: ModelOptions) -> DeepLabV3Head:
+    return DeepLabV3Head(backbone, num_classes)
+
+
+def build_v3plus(backbone: Backbone, num_classes: int, options: ModelOptions) -> DeepLabV3PlusHead:
+    return DeepLabV3PlusHead(backbone, num_classes)
+
+
+class DeepLabV3Head(Head):
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__()
         stride = _check_output_stride(backbone, "deeplabv3")
@@ -81,7 +91,7 @@ class DeepLabV3Head(nn.Module):
         return self.classifier(self.conv(self.aspp(features["stage5"])))
 
 
-class DeepLabV3PlusHead(nn.Module):
+class DeepLabV3PlusHead(Head):
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__()
         stride = _check_output_stride(backbone, "deeplabv3plus")

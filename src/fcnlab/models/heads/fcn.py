@@ -15,28 +15,56 @@ from torch import nn
 
 from fcnlab.errors import FcnlabError
 from fcnlab.models.backbones import Backbone
+from fcnlab.models.heads.base import Head
 from fcnlab.models.layers import Upsample
+from fcnlab.models.options import ModelOptions
 
+#: The FCN variants: how many skips each fuses (32s: none ... 2s: stage4 down to stage1).
 SKIPS = {"fcn32s": 0, "fcn16s": 1, "fcn8s": 2, "fcn4s": 3, "fcn2s": 4}
 
 
-class FCNHead(nn.Module):
+def stages_needed(skips: int) -> tuple[str, ...]:
+    """stage5 and the ``skips`` stages above it, deepest first."""
+    return tuple(f"stage{5 - k}" for k in range(skips + 1))
+
+
+def build(backbone: Backbone, num_classes: int, options: ModelOptions, skips: int) -> FCNHead:
+    """An FCN head; fc6/fc7 take the backbone's ImageNet classifier when it brought one."""
+    if options.fc_width != 4096 and backbone.fc_kernel is None:
+        raise FcnlabError(
+            "fc_width applies to FCN on VGG/AlexNet only; this backbone has no fc6/fc7."
+        )
+    head = FCNHead(
+        backbone,
+        num_classes,
+        skips,
+        options.fc_width,
+        options.upsample,
+        options.freeze_final_upsample,
+    )
+    if backbone.pretrained_classifier is not None:
+        head.load_pretrained_classifier(backbone.pretrained_classifier)
+    return head
+
+
+class FCNHead(Head):
     def __init__(
         self,
         backbone: Backbone,
         num_classes: int,
-        arch: str,
+        skips: int,
         fc_width: int = 4096,
         upsample: str = "transposed",
         freeze_final_upsample: bool = False,
     ) -> None:
         super().__init__()
         deepest = backbone.feature_info[-1]
-        wanted = [f"stage{4 - k}" for k in range(SKIPS[arch])]
+        wanted = list(stages_needed(skips)[1:])
         missing = [name for name in wanted if name not in backbone.stage_names]
         if missing:
-            raise FcnlabError(f"{arch} needs the {missing[0]} feature, which the backbone lacks.")
+            raise FcnlabError(f"this FCN needs the {missing[0]} feature, which the backbone lacks.")
         self.skip_names = wanted
+        self.size_divisor = deepest.stride  # fused maps must be exactly 1/stride of the input
         self.upsample_mode, self.freeze_final = upsample, freeze_final_upsample
         self.fc: nn.Sequential | None = None
         score_in = deepest.channels

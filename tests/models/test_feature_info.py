@@ -1,0 +1,48 @@
+"""Every registered backbone, at every output stride it supports, returns what it declares.
+
+The input is odd-sized (67 x 93), so the size rule of each network is tested exactly:
+stride-2 convolutions and pools with half-kernel padding (ResNet, MobileNetV2, the padded
+AlexNet) give ``ceil(n / 2)`` at each halving, hence ``ceil(n / stride)``; VGG's 2x2/2 pools
+(no padding, floor mode) give ``floor(n / 2)``, hence ``floor(n / stride)``. A dilated stage
+keeps its input's size, so the rule applies to the feature's actual (dilated) stride.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fcnlab.models.backbones import BACKBONES
+
+H, W = 67, 93
+ROUNDING = {"vgg": math.floor, "resnet": math.ceil, "mobilenet": math.ceil, "alexnet": math.ceil}
+
+CASES = [
+    pytest.param(name, stride, id=f"{name}-os{stride}")
+    for name, entry in BACKBONES.items()
+    for stride in entry.output_strides
+]
+
+
+def test_every_backbone_has_a_stride_and_a_size_rule():
+    assert all(entry.output_strides for entry in BACKBONES.values())
+    assert {entry.family for entry in BACKBONES.values()} <= set(ROUNDING)
+
+
+@pytest.mark.parametrize(("name", "output_stride"), CASES)
+def test_feature_info_is_exact_for_an_odd_input(name, output_stride, one_thread):
+    entry = BACKBONES[name]
+    rounding = ROUNDING[entry.family]  # a new family must state its size rule here
+    backbone = entry.build(weights=None, output_stride=output_stride).eval()
+    assert [f.name for f in backbone.feature_info] == list(entry.stages)
+    with torch.no_grad():
+        features = backbone(torch.randn(1, 3, H, W))
+    assert list(features) == list(entry.stages)  # exactly these, shallow to deep
+    for info in backbone.feature_info:
+        k = int(info.name.removeprefix("stage"))
+        assert info.stride == min(2**k, output_stride), info
+        size = (rounding(H / info.stride), rounding(W / info.stride))
+        assert features[info.name].shape == (1, info.channels, *size), info
+    assert backbone.feature_info[-1].stride == output_stride
