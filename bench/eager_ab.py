@@ -2,7 +2,7 @@
 
     python bench/eager_ab.py --size 512x512 --threads 2 --repeats 9
 
-speed.py times each model's paths one after the other; on a shared host whose speed drifts
+speed.py times each model's backends one after the other; on a shared host whose speed drifts
 by 10-20% over minutes, a sequential pair of medians can differ by that drift alone. Here
 every call of one model is followed by a call of the other on the same input, so both see
 the same machine; the ratio of the medians is the comparison of goal (a). Writes the

@@ -1,8 +1,8 @@
 """Where the time goes: torch.profiler's operator tables, inference and training.
 
-    python bench/op_profile.py --models deeplabv3plus_mobilenet_v2 fcn8s_vgg16 --path bf16
+    python bench/op_profile.py --models deeplabv3plus_mobilenet_v2 fcn8s_vgg16 --backend bf16
 
-Each model runs at ``--size`` (batch 1) on ``--path`` through fcnlab's runner (BN folded,
+Each model runs at ``--size`` (batch 1) on ``--backend`` through fcnlab's runner (BN folded,
 channels_last, bf16 autocast for ``bf16``), warmed up, then ``--repeats`` calls under the
 profiler; the table lists the operators with the most self CPU time. Writes the "profile"
 section of docs/benchmarks.md (``--doc``). ``--train MODEL...`` adds the same table for
@@ -22,14 +22,14 @@ from torch.profiler import ProfilerActivity, profile
 from benchdoc import DOC, machine_line, table, write_section
 from fcnlab.bench.harness import normalised_images
 from fcnlab.cli import parse_size
-from fcnlab.infer.runtime import TORCH_PATHS, make_runner
+from fcnlab.infer.runtime import TORCH_BACKENDS, make_runner
 from fcnlab.models import create_model
 
 
-def top_operators(model_name: str, path: str, size, repeats: int, rows: int) -> list[list]:
+def top_operators(model_name: str, backend: str, size, repeats: int, rows: int) -> list[list]:
     """[operator, self CPU ms per call, share of the total %, calls per run] rows."""
     torch.manual_seed(0)
-    runner = make_runner(create_model(model_name, 21).eval(), path)
+    runner = make_runner(create_model(model_name, 21).eval(), backend)
     x = normalised_images(1, size, seed=0)
     return _profiled(lambda: runner(x), repeats, rows)
 
@@ -75,7 +75,7 @@ def _profiled(fn, repeats: int, rows: int) -> list[list]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["deeplabv3plus_mobilenet_v2"])
-    p.add_argument("--path", default="bf16", choices=TORCH_PATHS)
+    p.add_argument("--backend", default="bf16", choices=TORCH_BACKENDS)
     p.add_argument("--size", type=parse_size, default="512x512")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--rows", type=int, default=12)
@@ -89,12 +89,12 @@ def main() -> None:
     command = shlex.join(["python", "bench/op_profile.py", *sys.argv[1:]])
     parts = [
         "## Profile: where the time goes",
-        f"Batch 1, {args.size[0]}x{args.size[1]}, 21 classes, path {args.path}, self CPU "
+        f"Batch 1, {args.size[0]}x{args.size[1]}, 21 classes, backend {args.backend}, self CPU "
         f"time per run averaged over {args.repeats} runs. Machine: {machine_line()}. "
         f"Command: `{command}`",
     ]
     for name in args.models:
-        rows = top_operators(name, args.path, args.size, args.repeats, args.rows)
+        rows = top_operators(name, args.backend, args.size, args.repeats, args.rows)
         print(name, *rows, sep="\n")
         parts += [f"### {name}", table(["operator", "ms per run", "% of run", "calls"], rows)]
     for name in args.train:

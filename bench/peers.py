@@ -2,7 +2,7 @@
 
 Each peer is a :class:`fcnlab.bench.harness.Candidate` named ``library/model``; the harness
 builds it with random weights and runs it through exactly the runners, input and timing that
-fcnlab's own models get, so every execution path (eager, channels_last, bf16, compile, ONNX
+fcnlab's own models get, so every execution backend (eager, channels_last, bf16, compile, ONNX
 Runtime fp32 and int8 through fcnlab's exporter) applies to it too.
 
 - ``torchvision/...``: torchvision's segmentation models (weights=None,

@@ -264,7 +264,7 @@ def report(args, rows: list[list[str]], baseline: float, tracebacks: int, health
         [
             "## Serving under load: fcnlab serve with normal, large and hostile uploads",
             f"CPU: {cpu_line()}. Model: {health['model']} ({len(health['classes'])} classes, "
-            f"path {health['path']}). Server defaults: 1024 MiB budget, "
+            f"backend {health['backend']}). Server defaults: 1024 MiB budget, "
             f"{health['max_concurrent']} concurrent uploads, {health['read_timeout']:g} s read "
             f"deadline, derived pixel limit {health['max_pixels']}; its RSS after loading the "
             f"model: {baseline:.0f} MiB. The clients "

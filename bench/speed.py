@@ -1,16 +1,16 @@
-"""Speed side by side: fcnlab and peer models on every execution path, in one process.
+"""Speed side by side: fcnlab and peer models on every execution backend, in one process.
 
     python bench/speed.py --size 512x512 --threads 2 --repeats 5
 
 First the machine's ceilings (fp32 and bf16 GEMM, 3x3 conv), then every model of
 ``--models`` (fcnlab names, or peers from ``peers.py``: ``smp/...``, ``torchvision/...``,
-``reference/fcn8s_vgg16``) on every path of ``--paths`` through fcnlab's harness
+``reference/fcn8s_vgg16``) on every backend of ``--backends`` through fcnlab's harness
 (``fcnlab.bench.harness.bench_models``): the same random input, the same runners and the
 same timing for all. Then the goal ratios, all from this one run:
 
 (a) fcnlab eager fp32 vs the peer's eager fp32, same architecture;
-(b) fcnlab's default path for deeplabv3plus_mobilenet_v2 vs smp's fastest path;
-(c) fcn8s_vgg16's fastest float path as a fraction of the GEMM ceiling of its precision.
+(b) fcnlab's default backend for deeplabv3plus_mobilenet_v2 vs smp's fastest backend;
+(c) fcn8s_vgg16's fastest float backend as a fraction of the GEMM ceiling of its precision.
 
 Writes the "speed" section of docs/benchmarks.md (``--doc`` elsewhere), ``--json`` too.
 """
@@ -28,7 +28,6 @@ import torch
 
 from benchdoc import DOC, machine_line, table, write_section
 from fcnlab.bench.ceilings import Ceilings, measure_ceilings
-from fcnlab.bench.command import results_json
 from fcnlab.bench.harness import (
     TABLE_HEADER,
     Candidate,
@@ -36,9 +35,10 @@ from fcnlab.bench.harness import (
     fcnlab_candidate,
     table_cells,
 )
+from fcnlab.bench.report import results_json
 from fcnlab.cli import parse_size
 from fcnlab.hardware import bf16_is_native
-from fcnlab.infer.runtime import PATHS, resolve_path
+from fcnlab.infer.runtime import BACKENDS, resolve_backend
 from peers import PEERS, smp_available
 
 DEFAULT_MODELS = (
@@ -60,10 +60,11 @@ def candidate(name: str) -> Candidate:
     return PEERS[name] if name in PEERS else fcnlab_candidate(name)
 
 
-def find(rows: list[dict], model: str, path: str) -> dict | None:
-    """The successful row of ``model`` on ``path``, if any."""
+def find(rows: list[dict], model: str, backend: str) -> dict | None:
+    """The successful row of ``model`` on ``backend``, if any."""
     return next(
-        (r for r in rows if r["model"] == model and r["path"] == path and not r["error"]), None
+        (r for r in rows if r["model"] == model and r["backend"] == backend and not r["error"]),
+        None,
     )
 
 
@@ -78,8 +79,8 @@ def speed_ratio(ours: dict | None, theirs: dict | None, what: str) -> str:
         return f"{what}: not measured (a row is missing or failed)."
     ratio = theirs["median_ms"] / ours["median_ms"]
     return (
-        f"{what}: {ours['model']} {ours['path']} {ours['median_ms']:.1f} ms vs "
-        f"{theirs['model']} {theirs['path']} {theirs['median_ms']:.1f} ms: fcnlab runs at "
+        f"{what}: {ours['model']} {ours['backend']} {ours['median_ms']:.1f} ms vs "
+        f"{theirs['model']} {theirs['backend']} {theirs['median_ms']:.1f} ms: fcnlab runs at "
         f"**{ratio:.2f}x** the peer's speed."
     )
 
@@ -90,12 +91,12 @@ def goal_lines(rows: list[dict], ceilings: Ceilings) -> list[str]:
         speed_ratio(find(rows, ours, "eager"), find(rows, peer, "eager"), f"(a) {ours}, eager")
         for ours, peer in SAME_ARCHITECTURE.items()
     ]
-    best, smp = resolve_path("auto"), "smp/deeplabv3plus_mobilenet_v2"
+    best, smp = resolve_backend("auto"), "smp/deeplabv3plus_mobilenet_v2"
     ours = find(rows, "deeplabv3plus_mobilenet_v2", best)
-    what = f"(b) deeplabv3plus_mobilenet_v2, fcnlab's default path ({best}) vs smp's fastest"
+    what = f"(b) deeplabv3plus_mobilenet_v2, fcnlab's default backend ({best}) vs smp's fastest"
     lines.append(speed_ratio(ours, fastest(rows, smp), what))
     lines.append(speed_ratio(ours, find(rows, smp, "onnx"), "(b) the same vs smp on onnx"))
-    top = fastest([r for r in rows if not r["path"].endswith("int8")], "fcn8s_vgg16")
+    top = fastest([r for r in rows if not r["backend"].endswith("int8")], "fcn8s_vgg16")
     if top is None:
         lines.append("(c) fcn8s_vgg16: not measured.")
     else:
@@ -103,24 +104,25 @@ def goal_lines(rows: list[dict], ceilings: Ceilings) -> list[str]:
     return [f"- {line}" for line in lines]
 
 
-def precision_of(path: str) -> str:
-    """The arithmetic a path runs in: OpenVINO picks bf16 by itself where bf16 is native."""
-    if "bf16" in path or (path == "openvino" and bf16_is_native()):
+def precision_of(backend: str) -> str:
+    """The arithmetic a backend runs in: OpenVINO picks bf16 by itself where bf16 is native."""
+    if "bf16" in backend or (backend == "openvino" and bf16_is_native()):
         return "bf16"
     return "fp32"
 
 
 def ceiling_share(row: dict, ceilings: Ceilings) -> str:
-    """(c): the fastest float path of fcn8s_vgg16 against the GEMM ceiling of its precision."""
-    kind = precision_of(row["path"])
+    """(c): the fastest float backend of fcn8s_vgg16 against the GEMM ceiling of its
+    precision."""
+    kind = precision_of(row["backend"])
     if kind == "bf16" and ceilings.bf16_gflops is not None:
         ceiling, share = ceilings.bf16_gflops, row["frac_bf16_ceiling"]
     else:
         kind, ceiling, share = "fp32", ceilings.fp32_gflops, row["frac_fp32_ceiling"]
     return (
-        f"(c) fcn8s_vgg16, fastest float path ({row['path']}, {kind}): "
+        f"(c) fcn8s_vgg16, fastest float backend ({row['backend']}, {kind}): "
         f"{row['achieved_gflops']:.0f} GFLOP/s = **{100 * share:.0f}%** of the {kind} GEMM "
-        f"ceiling ({ceiling:.0f} GFLOP/s); int8 paths are not compared with a float ceiling."
+        f"ceiling ({ceiling:.0f} GFLOP/s); int8 backends are not compared with a float ceiling."
     )
 
 
@@ -148,11 +150,11 @@ def render(args: argparse.Namespace, rows: list[dict], ceilings: Ceilings, comma
     notes = [] if smp_available() else ["segmentation_models_pytorch is not installed here."]
     return "\n\n".join(
         [
-            "## Speed: fcnlab vs peers on every execution path",
+            "## Speed: fcnlab vs peers on every execution backend",
             f"Batch {args.batch}, {size}, 21 classes, random weights, the same input for all; "
             f"median of {args.repeats} runs after a checked first run and {args.warmup} "
             f"warm-up. Agreement: pixels whose arg-max class equals the same model's eager "
-            f"fp32 output. fcnlab's default path here: {resolve_path('auto')}. "
+            f"fp32 output. fcnlab's default backend here: {resolve_backend('auto')}. "
             f"Machine: {machine_line()}.",
             f"Command: `{command}`",
             ceiling_line(ceilings),
@@ -171,7 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--paths", nargs="+", default=["auto", *PATHS], help="path names, or all")
+    p.add_argument(
+        "--backends", nargs="+", default=["auto", *BACKENDS], help="backend names, or all"
+    )
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     p.add_argument("--gemm-size", type=int, default=2048, help="GEMM ceiling matrix size")
     p.add_argument("--conv-ceiling", action=argparse.BooleanOptionalAction, default=True)
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         candidates,
         args.size,
         args.batch,
-        args.paths,
+        args.backends,
         args.repeats,
         args.warmup,
         ceilings=ceilings,

@@ -11,7 +11,7 @@ def _deterministic(monkeypatch, tmp_path):
     torch.manual_seed(0)
     # Never reach for the network or the user's cache: torch.hub looks under TORCH_HOME.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    # --path auto measures on first use: tests use the rule unless they test the measuring
+    # --backend auto measures on first use: tests use the rule unless they test the measuring
     # (tests/infer/test_autotune.py), and never write into the user's cache.
     monkeypatch.setenv("FCNLAB_CACHE_DIR", str(tmp_path / "fcnlab_cache"))
     monkeypatch.setenv("FCNLAB_AUTOTUNE", "0")
@@ -41,4 +41,4 @@ def model_file(tmp_path_factory):
 def predictor(model_file):
     from fcnlab.infer import Predictor
 
-    return Predictor.load(model_file, path="eager")
+    return Predictor.load(model_file, backend="eager")

@@ -159,3 +159,15 @@ def test_data_check_reports_every_bad_pair(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "samples: 3" in result.output and "all good" in result.output
+
+
+def test_the_commands_are_the_ones_registered_in_fcnlab_cli():
+    import typer
+
+    from fcnlab.cli import COMMANDS, GROUPS
+
+    group = typer.main.get_command(app)
+    assert list(group.commands) == [name for name, _ in COMMANDS] + [name for name, *_ in GROUPS]
+    assert list(group.commands["data"].commands) == ["check"]
+    result = runner.invoke(app, ["--help"])
+    assert all(name in result.output for name, _ in COMMANDS)

@@ -1,10 +1,12 @@
-"""Colour class-index masks and blend them over images (numpy only, no plotting library).
+"""Class-index masks: the arg-max of scores, their colours and their blend over images.
 
 Contract: masks are ``H x W`` arrays of class indices, images ``H x W x 3`` uint8 RGB, and a
 palette is one ``(r, g, b)`` per class, index ``i`` coloured ``palette[i]``. Pixels equal to
 ``ignore_index`` are black in :func:`colorize` and left as the plain image (transparent) in
 :func:`overlay`. Any other index without a palette entry raises
-:class:`~fcnlab.errors.FcnlabError`. The predictor, the report and the demo share these.
+:class:`~fcnlab.errors.FcnlabError`. :func:`predicted_classes` turns ``N x C x H x W``
+scores into masks. Evaluation, the predictor, the export checks, the report and the demo share
+these.
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from fcnlab.errors import FcnlabError
 
 Palette = Sequence[tuple[int, int, int]]
+
+
+def predicted_classes(scores: torch.Tensor) -> torch.Tensor:
+    """``scores.argmax(1)`` of ``N x C x H x W`` scores, computed channels-last.
+
+    On CPUs, arg-max across the strided channel dimension is ~5x slower than over the
+    contiguous last dimension, and costs more than the whole network for small models.
+    """
+    if scores.device.type != "cpu":
+        return scores.argmax(1)
+    return scores.permute(0, 2, 3, 1).contiguous().argmax(-1)
 
 
 def colorize(mask: np.ndarray, palette: Palette, ignore_index: int | None) -> np.ndarray:

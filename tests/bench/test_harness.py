@@ -17,15 +17,15 @@ import torch
 from typer.testing import CliRunner
 
 from fcnlab.bench import ROW_KEYS, Candidate, Ceilings, bench_models, fcnlab_candidate, harness
-from fcnlab.bench import command as command_module
 from fcnlab.bench.ceilings import conv_gflops, measure_ceilings
-from fcnlab.bench.command import bench_command
-from fcnlab.bench.harness import expand_paths
+from fcnlab.bench.harness import expand_backends
 from fcnlab.bench.timing import Timing, time_call
 from fcnlab.cli import app
+from fcnlab.cli import bench as command_module
+from fcnlab.cli.bench import bench_command
 from fcnlab.errors import FcnlabError
 from fcnlab.hardware import bf16_is_native
-from fcnlab.infer.runtime import PATHS, resolve_path
+from fcnlab.infer.runtime import BACKENDS, resolve_backend
 
 REPO = Path(__file__).resolve().parents[2]
 CEILINGS = Ceilings(fp32_gflops=100.0, bf16_gflops=400.0)
@@ -47,9 +47,9 @@ def cheap_ceilings(monkeypatch):
 
 def test_rows_have_every_key_and_sane_values():
     pytest.importorskip("onnxruntime")
-    paths = ["eager", "channels_last", "bf16", "onnx"]
-    rows = bench_models([narrow_deeplab()], paths=paths, **TINY)
-    assert [r["path"] for r in rows] == paths
+    backends = ["eager", "channels_last", "bf16", "onnx"]
+    rows = bench_models([narrow_deeplab()], backends=backends, **TINY)
+    assert [r["backend"] for r in rows] == backends
     for row in rows:
         assert set(row) == set(ROW_KEYS)
         assert row["error"] is None, row["error"]
@@ -61,16 +61,16 @@ def test_rows_have_every_key_and_sane_values():
     assert rows[0]["max_abs_diff"] == 0.0 and rows[0]["agreement"] == 1.0  # eager vs itself
 
 
-def test_a_failing_path_is_a_row_not_a_crash(monkeypatch):
+def test_a_failing_backend_is_a_row_not_a_crash(monkeypatch):
     real = harness.make_runner
 
-    def refuse_onnx(model, path, *args, **kwargs):
-        if path == "onnx":
+    def refuse_onnx(model, backend, *args, **kwargs):
+        if backend == "onnx":
             raise RuntimeError("exporter unavailable")
-        return real(model, path, *args, **kwargs)
+        return real(model, backend, *args, **kwargs)
 
     monkeypatch.setattr(harness, "make_runner", refuse_onnx)
-    eager, onnx = bench_models([narrow_deeplab()], paths=["eager", "onnx"], **TINY)
+    eager, onnx = bench_models([narrow_deeplab()], backends=["eager", "onnx"], **TINY)
     assert eager["error"] is None and onnx["median_ms"] is None
     assert onnx["error"] == "RuntimeError: exporter unavailable"
 
@@ -79,8 +79,8 @@ def test_a_model_that_fails_gives_error_rows():
     def refuse(num_classes: int) -> torch.nn.Module:
         raise RuntimeError("package not installed")
 
-    rows = bench_models([Candidate("peer/x", refuse, "peer")], paths=["eager", "bf16"], **TINY)
-    assert [r["path"] for r in rows] == ["eager", "bf16"]
+    rows = bench_models([Candidate("peer/x", refuse, "peer")], backends=["eager", "bf16"], **TINY)
+    assert [r["backend"] for r in rows] == ["eager", "bf16"]
     assert all("package not installed" in r["error"] for r in rows)
 
 
@@ -93,45 +93,63 @@ def test_a_model_returning_a_dict_is_read_by_its_out_entry():
         def forward(self, x):
             return {"out": self.conv(x)}
 
-    paths = ["eager", "channels_last"]
-    rows = bench_models([Candidate("peer/conv", DictModel, "peer")], paths=paths, **TINY)
+    backends = ["eager", "channels_last"]
+    rows = bench_models([Candidate("peer/conv", DictModel, "peer")], backends=backends, **TINY)
     assert [r["error"] for r in rows] == [None, None]
     assert rows[1]["agreement"] == 1.0 and rows[1]["gflops"] > 0
 
 
-def test_path_names_expand():
-    assert expand_paths(["all"]) == list(PATHS)
-    assert expand_paths(["best"]) == [resolve_path("auto")]
-    assert expand_paths(["eager", "all", "eager"]) == list(PATHS)
-    with pytest.raises(FcnlabError, match="unknown path 'fast'"):
-        expand_paths(["fast"])
+def test_backend_names_expand():
+    assert expand_backends(["all"]) == list(BACKENDS)
+    assert expand_backends(["best"]) == [resolve_backend("auto")]
+    assert expand_backends(["eager", "all", "eager"]) == list(BACKENDS)
+    with pytest.raises(FcnlabError, match="unknown backend 'fast'; choose one of: all, auto"):
+        expand_backends(["fast"])
+    with pytest.raises(FcnlabError, match="no backend given"):
+        expand_backends([])
 
 
 def test_bench_command_writes_json(tmp_path, cheap_ceilings):
     out = tmp_path / "bench.json"
-    args = ["bench", "deeplabv3plus_mobilenet_v2", "--size", "64x64", "--path", "eager"]
-    args += ["--path", "channels_last", "--repeats", "1", "--warmup", "0", "--json", str(out)]
+    args = ["bench", "deeplabv3plus_mobilenet_v2", "--size", "64x64", "--backend", "eager"]
+    args += ["--backend", "channels_last", "--repeats", "1", "--warmup", "0", "--json", str(out)]
     result = CliRunner().invoke(app, [*args, "--threads", str(torch.get_num_threads())])
     assert result.exit_code == 0, result.output
+    assert "deprecated" not in result.output
     document = json.loads(out.read_text())
     assert document["ceilings"]["fp32_gflops"] == 100.0
     assert document["machine"]["torch"] == torch.__version__
-    for path in ("eager", "channels_last"):
-        entry = document["results"]["deeplabv3plus_mobilenet_v2"][path]
-        assert entry["median_ms"] > 0 and entry["error"] is None
+    assert document["machine"]["default_backend"] == resolve_backend("auto")
+    for backend in ("eager", "channels_last"):
+        entry = document["results"]["deeplabv3plus_mobilenet_v2"][backend]
+        assert entry["median_ms"] > 0 and entry["error"] is None and "backend" not in entry
+
+
+def test_bench_path_is_a_deprecated_alias_of_backend(tmp_path, cheap_ceilings):
+    out = tmp_path / "bench.json"
+    args = ["bench", "deeplabv3plus_mobilenet_v2", "--size", "64x64", "--path", "eager"]
+    args += ["--backend", "channels_last", "--repeats", "1", "--warmup", "0", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.strip()]
+    assert notes == ["note: --path is deprecated; use --backend"]
+    assert set(json.loads(out.read_text())["results"]["deeplabv3plus_mobilenet_v2"]) == {
+        "eager",
+        "channels_last",
+    }
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"models": ["fcn8s_vgg99"]}, "unknown model"),
-        ({"path": ["fastest"]}, "unknown path"),
+        ({"backend": ["fastest"]}, "unknown backend"),
         ({"size": "64by64"}, "size must look like HxW"),
         ({"repeats": 0}, "repeats must be at least 1"),
     ],
 )
 def test_bench_command_user_errors(kwargs, message, cheap_ceilings):
-    arguments = {"models": ["deeplabv3plus_mobilenet_v2"], "size": "64x64", "path": ["eager"]}
+    arguments = {"models": ["deeplabv3plus_mobilenet_v2"], "size": "64x64", "backend": ["eager"]}
     with pytest.raises(FcnlabError, match=message):
         bench_command(**{**arguments, **kwargs})
 
@@ -175,7 +193,7 @@ def test_speed_script_runs_tiny(tmp_path):
     doc, out = tmp_path / "benchmarks.md", tmp_path / "speed.json"
     doc.write_text("# Benchmarks\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n")
     args = ["--size", "64x64", "--repeats", "1", "--warmup", "0", "--threads", "1"]
-    args += ["--gemm-size", "128", "--no-conv-ceiling", "--paths", "eager", "channels_last"]
+    args += ["--gemm-size", "128", "--no-conv-ceiling", "--backends", "eager", "channels_last"]
     args += ["--models", "deeplabv3plus_mobilenet_v2", "torchvision/deeplabv3_mobilenet_v3_large"]
     args += ["--doc", str(doc), "--json", str(out)]
     result = subprocess.run(

@@ -16,6 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fcnlab.card import ModelCard
 from fcnlab.engine.checkpoint import (
     check_checkpoint,
     load_checkpoint,
@@ -25,7 +26,6 @@ from fcnlab.engine.checkpoint import (
     state_dict_is_finite,
 )
 from fcnlab.errors import FcnlabError
-from fcnlab.card import ModelCard
 from tests.checkpoints import INFO, NORMALIZATION, tiny_model
 
 NAN, INF = float("nan"), float("inf")

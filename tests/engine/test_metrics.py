@@ -177,7 +177,7 @@ def test_format_summary_is_one_line() -> None:
 
 
 def test_predicted_classes_equals_argmax_over_channels():
-    from fcnlab.engine.metrics import predicted_classes
+    from fcnlab.masks import predicted_classes
 
     scores = torch.randn(2, 7, 13, 17)
     scores[0, 3, 0, 0] = scores[0, 5, 0, 0] = 99.0  # a tie: the first index wins, as argmax

@@ -14,8 +14,8 @@ from PIL import Image
 from fcnlab.engine.metrics import compute_metrics
 from fcnlab.engine.report import save_samples, write_report
 from fcnlab.engine.report_render import Table, Text, render_html, render_markdown
-from fcnlab.engine.visualize import colorize, overlay
 from fcnlab.errors import FcnlabError
+from fcnlab.masks import colorize, overlay
 
 NAMES = ["road", "car", "tree", "sky"]
 PALETTE = [(128, 64, 128), (64, 0, 128), (128, 128, 0), (128, 128, 128)]

@@ -1,5 +1,5 @@
 """The int8 companion: written at the end of training with its measured val mIoU delta,
-recognised only while it belongs to its checkpoint, and measured by ``--path auto``."""
+recognised only while it belongs to its checkpoint, and measured by ``--backend auto``."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_the_companion_counts_only_while_it_is_its_checkpoints_and_accurate(trai
     assert find_companion(tmp_path / "missing.pt") is None
 
 
-def test_path_auto_measures_the_companion_with_the_other_paths(trained, monkeypatch, tmp_path):
+def test_backend_auto_measures_the_companion_with_the_others(trained, monkeypatch, tmp_path):
     run_dir, _ = trained
     monkeypatch.setenv("FCNLAB_AUTOTUNE", "1")
     lines: list[str] = []

@@ -7,14 +7,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from fcnlab.card import ModelCard
 from fcnlab.cli import app
 from fcnlab.errors import FcnlabError
 from fcnlab.export import checkpoint as export_module
 from fcnlab.export import export_checkpoint
 from fcnlab.export.onnx import TRACE_SIZE, Parity, check_parity, export_onnx_model, read_card
+from fcnlab.export.runners import OnnxRunner
 from fcnlab.infer import Predictor
-from fcnlab.infer.card import ModelCard
-from fcnlab.infer.runtime import OnnxRunner
 from tests.checkpoints import INFO, NORMALIZATION, tiny_model
 
 runner = CliRunner()
@@ -29,6 +29,8 @@ FAMILIES = [
     "fcn2s_resnet18",
     "deeplabv3_mobilenet_v2",
     "deeplabv3plus_mobilenet_v2",
+    "segnet_basic",
+    "segnet_vgg16_bn",
 ]
 SHAPES = ((2, 67, 93), (1, 129, 100))
 
@@ -48,7 +50,11 @@ def test_onnx_parity_at_sizes_not_seen_during_export(tmp_path, name):
     rows = check_parity(model, OnnxRunner(onnx_file), card(name), SHAPES)
     for row in rows:
         assert row.agreement >= 0.999, row.line()
-        assert row.max_abs_diff < 1e-3, row.line()
+        # SegNet's pool indices are an arg-max: where two values of a window differ by a
+        # rounding error, ONNX Runtime may pick the other one and unpool that value one pixel
+        # off (seen: 1 index of 52224), so only the class agreement bounds it.
+        if not name.startswith("segnet"):
+            assert row.max_abs_diff < 1e-3, row.line()
 
 
 def test_deeplab_resnet_exports_with_dynamic_image_pooling(tmp_path):
@@ -75,9 +81,9 @@ def test_cli_export_writes_a_checked_onnx_with_the_model_card(tmp_path, model_fi
 def test_onnx_predictor_gives_the_checkpoints_masks(tmp_path, model_file):
     onnx_file = export_checkpoint(model_file, tmp_path / "m.onnx").file
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (41, 57, 3), np.uint8))
-    eager = Predictor.load(model_file, path="eager")
+    eager = Predictor.load(model_file, backend="eager")
     onnx = Predictor.load(onnx_file)
-    assert onnx.path == "onnx" and onnx.card == eager.card
+    assert onnx.backend == "onnx" and onnx.card == eager.card
     for options in ({}, {"tile": (32, 32)}):
         eager.tile = onnx.tile = options.get("tile")
         a, b = eager.predict(image, keep_probs=True), onnx.predict(image, keep_probs=True)
@@ -85,17 +91,17 @@ def test_onnx_predictor_gives_the_checkpoints_masks(tmp_path, model_file):
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
 
 
-def test_a_path_for_an_exported_model_is_refused(tmp_path, model_file):
+def test_a_backend_for_an_exported_model_is_refused(tmp_path, model_file):
     onnx_file = export_checkpoint(model_file, tmp_path / "m.onnx").file
     with pytest.raises(FcnlabError, match="applies to checkpoints"):
-        Predictor.load(onnx_file, path="bf16")
+        Predictor.load(onnx_file, backend="bf16")
 
 
 def test_torchscript_export_round_trips(tmp_path, model_file):
     result = export_checkpoint(model_file, tmp_path / "m.ts", "torchscript")
     assert min(r.agreement for r in result.parity) == 1.0
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (33, 49, 3), np.uint8))
-    a = Predictor.load(model_file, path="eager").predict(image)
+    a = Predictor.load(model_file, backend="eager").predict(image)
     b = Predictor.load(result.file).predict(image)
     assert (a.mask == b.mask).all()
 

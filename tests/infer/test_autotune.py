@@ -1,5 +1,5 @@
-"""``--path auto`` measured: the cached choice is reused, invalidated by torch, CPU or model
-changes, a path that disagrees with eager is never chosen, one that fails is skipped.
+"""``--backend auto`` measured: the cached choice is reused, invalidated by torch, CPU or
+model changes, a backend that disagrees with eager is never chosen, one that fails is skipped.
 
 Timings are injected (``time_runner`` replaced), so no test depends on this machine's speed.
 """
@@ -15,7 +15,8 @@ from PIL import Image
 
 from fcnlab import hardware
 from fcnlab.infer import autotune
-from fcnlab.infer.autotune import AutoRunner, AutotuneCache, bucket_of, default_candidates
+from fcnlab.infer.autotune import AutoRunner, AutotuneCache, bucket_of
+from fcnlab.infer.runtime import default_candidates
 from tests.checkpoints import tiny_model
 
 SPEED_MS = {"eager": 30.0, "channels_last": 20.0, "bf16": 10.0, "wrong": 1.0}
@@ -77,14 +78,14 @@ def test_buckets_round_up_to_multiples_of_128():
     assert bucket_of((2, 3, 128, 129)) == (2, 128, 256)
 
 
-def test_the_fastest_agreeing_path_is_chosen_and_cached(fixed_timings, cache):
+def test_the_fastest_agreeing_backend_is_chosen_and_cached(fixed_timings, cache):
     factories, lines = Factories(), []
     runner = AutoRunner(factories.candidates(), {"name": "m"}, cache=cache, report=lines.append)
     assert torch.equal(runner(X), good(X))
-    assert runner.path == "auto (bf16)"
+    assert runner.backend == "auto (bf16)"
     assert "backend bf16 (measured" in lines[0] and "eager 30 ms" in lines[0]
     entry = next(iter(json.loads(cache.path.read_text()).values()))
-    assert entry["path"] == "bf16" and entry["agreement"]["bf16"] == 1.0
+    assert entry["backend"] == "bf16" and entry["agreement"]["bf16"] == 1.0
     assert set(runner._runners) == {"bf16"}  # the others are dropped: memory stays bounded
     runner(X)  # the same bucket: no second measurement
     assert sorted(factories.built) == ["bf16", "channels_last", "eager"]
@@ -120,15 +121,15 @@ def test_another_model_or_size_measures_again(fixed_timings, cache):
         assert len(factories.built) == 3
 
 
-def test_a_disagreeing_path_is_never_chosen(fixed_timings, cache):
+def test_a_disagreeing_backend_is_never_chosen(fixed_timings, cache):
     runner = AutoRunner(Factories().candidates(wrong=wrong), {"name": "m"}, cache=cache)
     assert torch.equal(runner(X), good(X))
     entry = next(iter(json.loads(cache.path.read_text()).values()))
     assert entry["median_ms"]["wrong"] == 1.0 and entry["agreement"]["wrong"] == 0.0
-    assert entry["path"] == "bf16"
+    assert entry["backend"] == "bf16"
 
 
-def test_a_failing_path_is_skipped(fixed_timings, cache):
+def test_a_failing_backend_is_skipped(fixed_timings, cache):
     def broken(x):
         raise RuntimeError("no such kernel")
 
@@ -137,7 +138,7 @@ def test_a_failing_path_is_skipped(fixed_timings, cache):
     )
     runner(X)
     entry = next(iter(json.loads(cache.path.read_text()).values()))
-    assert entry["path"] == "channels_last" and "no such kernel" in entry["errors"]["bf16"]
+    assert entry["backend"] == "channels_last" and "no such kernel" in entry["errors"]["bf16"]
 
 
 def test_a_corrupt_cache_is_measured_over(fixed_timings, cache):
@@ -160,33 +161,33 @@ def test_real_candidates_give_eager_masks(cache, one_thread):
     assert (got.argmax(1) == want.argmax(1)).float().mean() >= autotune.MIN_AGREEMENT
 
 
-def test_predict_path_auto_measures_and_reports_once_per_size(model_file, monkeypatch, tmp_path):
+def test_predict_backend_auto_measures_and_reports_once_per_size(model_file, monkeypatch, tmp_path):
     from fcnlab.infer import Predictor
-    from fcnlab.infer.runtime import resolve_path
+    from fcnlab.infer.runtime import resolve_backend
 
     monkeypatch.setenv("FCNLAB_AUTOTUNE", "1")
-    assert resolve_path("auto") == "auto" and resolve_path("best") == "auto"
+    assert resolve_backend("auto") == "auto" and resolve_backend("best") == "auto"
     lines: list[str] = []
     predictor = Predictor.load(model_file, report=lines.append)
     image = Image.fromarray(np.full((70, 90, 3), 120, np.uint8))
-    eager = Predictor.load(model_file, path="eager").predict(image).mask
+    eager = Predictor.load(model_file, backend="eager").predict(image).mask
     assert (predictor.predict(image).mask == eager).mean() >= autotune.MIN_AGREEMENT
     predictor.predict(image)
     assert len(lines) == 1 and lines[0].startswith("backend ")
-    assert predictor.path.startswith("auto (")
+    assert predictor.backend.startswith("auto (")
     assert (tmp_path / "fcnlab_cache" / "autotune.json").is_file()
 
 
 def test_rule_and_disabled_autotune_use_the_capability_rule(monkeypatch):
-    from fcnlab.infer.runtime import resolve_path, rule_path
+    from fcnlab.infer.runtime import resolve_backend, rule_backend
 
-    assert rule_path() == ("bf16" if hardware.bf16_is_native("cpu") else "channels_last")
-    assert resolve_path("rule") == rule_path()
+    assert rule_backend() == ("bf16" if hardware.bf16_is_native("cpu") else "channels_last")
+    assert resolve_backend("rule") == rule_backend()
     monkeypatch.setenv("FCNLAB_AUTOTUNE", "0")
-    assert resolve_path("auto") == rule_path()
+    assert resolve_backend("auto") == rule_backend()
 
 
-def test_skipped_paths_stay_out_of_the_measurement(monkeypatch):
+def test_skipped_backends_stay_out_of_the_measurement(monkeypatch):
     monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "channels_last, eager ,onnx")
     candidates = default_candidates(tiny_model(), "cpu")
     assert "channels_last" not in candidates and "onnx" not in candidates

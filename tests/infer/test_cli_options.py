@@ -39,9 +39,9 @@ def test_bad_options_are_one_error_line(tmp_path, model_file, monkeypatch, args,
     Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "im.png")
     command, *options = args
     where = {
-        "predict": [str(tmp_path / "im.png"), "--out", str(tmp_path / "o"), "--path", "eager"],
+        "predict": [str(tmp_path / "im.png"), "--out", str(tmp_path / "o"), "--backend", "eager"],
         "export": ["--out", str(tmp_path / "m.onnx")],
-        "serve": ["--path", "eager"],
+        "serve": ["--backend", "eager"],
     }[command]
     result = runner.invoke(app, [command, str(model_file), *where, *options])
     assert result.exit_code == 2, result.output
@@ -49,3 +49,55 @@ def test_bad_options_are_one_error_line(tmp_path, model_file, monkeypatch, args,
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert message in lines[0]
+
+
+NOTE = "note: --path is deprecated; use --backend"
+
+
+def stderr_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_predict_path_is_a_deprecated_alias_of_backend(tmp_path, model_file):
+    Image.new("RGB", (80, 60), (10, 200, 30)).save(tmp_path / "im.png")
+    outputs = {}
+    for option in ("--backend", "--path"):
+        out = tmp_path / option.strip("-")
+        args = ["predict", str(model_file), str(tmp_path / "im.png"), "--out", str(out)]
+        result = runner.invoke(app, [*args, option, "eager"])
+        assert result.exit_code == 0, result.output
+        assert "1 of 1 images segmented" in result.stdout and "(eager)" in result.stdout
+        outputs[option] = ((out / "im.png").read_bytes(), stderr_lines(result))
+    assert outputs["--path"][0] == outputs["--backend"][0]  # the same masks
+    assert outputs["--path"][1] == [NOTE] and NOTE not in outputs["--backend"][1]
+
+
+def test_serve_path_is_a_deprecated_alias_of_backend(model_file, monkeypatch):
+    calls = []
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **kw: calls.append(app))
+    result = runner.invoke(app, ["serve", str(model_file), "--path", "eager"])
+    assert result.exit_code == 0, result.output
+    assert stderr_lines(result)[0] == NOTE
+    from fastapi.testclient import TestClient
+
+    with TestClient(calls[0]) as client:
+        assert client.get("/health").json()["backend"] == "eager"
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_path_and_backend_must_agree(tmp_path, model_file, monkeypatch, command):
+    monkeypatch.setattr(server.uvicorn, "run", lambda *a, **k: pytest.fail("server started"))
+    args = [command, str(model_file), *([str(tmp_path)] if command == "predict" else [])]
+    result = runner.invoke(app, [*args, "--backend", "onnx", "--path", "eager"])
+    assert result.exit_code == 2, result.output
+    assert stderr_lines(result) == [
+        NOTE,
+        "error: --path eager and --backend onnx disagree; pass only --backend.",
+    ]
+
+
+def test_an_unknown_backend_names_the_choices(tmp_path, model_file):
+    result = runner.invoke(app, ["predict", str(model_file), str(tmp_path), "--backend", "gpu"])
+    assert result.exit_code == 2
+    assert "unknown backend 'gpu'; choose one of: auto, best, rule, eager," in result.output
+    assert "openvino-int8." in result.output

@@ -1,15 +1,15 @@
-"""Every fast execution path gives the eager fp32 model's answer, for each model family.
+"""Every fast execution backend gives the eager fp32 model's answer, for each model family.
 
 One small model per family (a VGG FCN with BatchNorm and narrow fc6/fc7, a ResNet FCN, a
 DeepLabv3+ on MobileNetV2), random weights with random BatchNorm statistics (so that BN
 folding changes the weights for real), a batch of 2 at 64x80 (80 is not a multiple of 32:
-the FCN padding path is exercised, and ONNX runs at a size it was not traced at).
+the FCN padding code is exercised, and ONNX runs at a size it was not traced at).
 
 Thresholds, and why:
 
-- fp32 paths (channels_last, compile, onnx) only reorder float arithmetic: max |logit diff|
+- fp32 backends (channels_last, compile, onnx) only reorder float arithmetic: max |logit diff|
   within 1e-3 of the logits' scale and >= 99.9% of pixels with the same arg-max class.
-- bf16 paths keep ~3 significant digits. Random-weight models have near-tied logits (the
+- bf16 backends keep ~3 significant digits. Random-weight models have near-tied logits (the
   median gap between the two best classes is ~0.02 for two of these models), so some pixels
   flip class without anything being wrong: we measured >= 99.3% agreement and require 97%.
 - onnx-int8 quantises weights and activations (MinMax calibration on 2 random images):
@@ -65,10 +65,10 @@ def case(request):
     return model, x, want, calibration
 
 
-def compare(case, path: str, tmp_path) -> tuple[float, float]:
-    """(max |logit diff| / max(1, max |logit|), pixel agreement) of ``path`` vs eager."""
+def compare(case, backend: str, tmp_path) -> tuple[float, float]:
+    """(max |logit diff| / max(1, max |logit|), pixel agreement) of ``backend`` vs eager."""
     model, x, want, calibration = case
-    got = make_runner(model, path, calibration=calibration, workdir=tmp_path)(x)
+    got = make_runner(model, backend, calibration=calibration, workdir=tmp_path)(x)
     assert got.shape == want.shape and got.dtype == torch.float32
     scale = max(1.0, want.abs().max().item())
     agreement = (got.argmax(1) == want.argmax(1)).float().mean().item()
@@ -99,10 +99,10 @@ def test_onnx_int8_agrees_with_eager(case, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_COMPILER, reason="torch.compile (inductor) needs a C++ compiler")
-@pytest.mark.parametrize("path", ["compile", "compile-bf16"])
-def test_compiled_paths_agree_with_eager(case, path, tmp_path):
-    diff, agreement = compare(case, path, tmp_path)
-    if path == "compile":
+@pytest.mark.parametrize("backend", ["compile", "compile-bf16"])
+def test_compiled_backends_agree_with_eager(case, backend, tmp_path):
+    diff, agreement = compare(case, backend, tmp_path)
+    if backend == "compile":
         assert diff < 1e-3 and agreement >= FP32_AGREEMENT
     else:
         assert agreement >= BF16_AGREEMENT

@@ -131,7 +131,7 @@ def test_cli_predict_with_tta_and_tiles(tmp_path, model_file):
         (["missing.pt"], "does not exist"),
         (["CKPT", "--tta", "rotate"], "--tta"),
         (["CKPT", "--tile", "0x5"], "size must look like"),
-        (["CKPT", "--path", "turbo"], "unknown path"),
+        (["CKPT", "--backend", "turbo"], "unknown backend"),
         (["STATE"], "not an fcnlab checkpoint"),
         (["TEXT"], "not a PyTorch file"),
         (["CKPT", "--out", "FILE"], "cannot write"),

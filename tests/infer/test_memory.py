@@ -164,7 +164,7 @@ MEASURE = textwrap.dedent(
     from fcnlab.infer.memory import ImageHeader, estimate_bytes
 
     torch.set_num_threads(1)
-    predictor = Predictor.load(sys.argv[1], path=sys.argv[2])
+    predictor = Predictor.load(sys.argv[1], backend=sys.argv[2])
     side, tile = int(sys.argv[3]), int(sys.argv[4]) or None
     tile = (tile, tile) if tile else None
     pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
@@ -178,13 +178,13 @@ MEASURE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("path", "side", "tile"), [("eager", 1024, 0), ("eager", 1536, 256)])
-def test_the_estimate_bounds_the_measured_peak_rss(model_file, path, side, tile):
+@pytest.mark.parametrize(("backend", "side", "tile"), [("eager", 1024, 0), ("eager", 1536, 256)])
+def test_the_estimate_bounds_the_measured_peak_rss(model_file, backend, side, tile):
     """Peak resident memory (VmHWM) of a fresh process against the estimate: the estimate
     must cover it, and not by more than 2.5x (measured: 1.4-1.6x)."""
-    args = [sys.executable, "-c", MEASURE, str(model_file), path, str(side), str(tile)]
+    args = [sys.executable, "-c", MEASURE, str(model_file), backend, str(side), str(tile)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=240, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     ratio = result["estimate"] / result["peak"]
-    print(f"{path} {side}px tile {tile}: estimate/measured = {ratio:.2f}")
+    print(f"{backend} {side}px tile {tile}: estimate/measured = {ratio:.2f}")
     assert 1.0 <= ratio <= 2.5, result

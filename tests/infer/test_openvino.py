@@ -1,4 +1,4 @@
-"""The OpenVINO paths: the exported ONNX run by OpenVINO gives eager's masks at any size."""
+"""The OpenVINO backends: the exported ONNX run by OpenVINO gives eager's masks at any size."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytest.importorskip("openvino")
 def test_openvino_agrees_with_eager_at_sizes_the_export_never_saw(name, one_thread):
     model = tiny_model(name)
     runner = make_runner(model, "openvino")
-    assert runner.path == "openvino"
+    assert runner.backend == "openvino"
     for size in ((97, 131), (64, 200)):
         x = torch.randn(2, 3, *size)
         with torch.inference_mode():
@@ -37,7 +37,7 @@ def test_openvino_int8_runs_calibrated(one_thread):
     model = tiny_model()
     calibration = [torch.randn(1, 3, 64, 64) for _ in range(2)]
     runner = make_runner(model, "openvino-int8", calibration=calibration)
-    assert runner.path == "openvino-int8" and runner(torch.randn(1, 3, 80, 96)).shape[1] == 3
+    assert runner.backend == "openvino-int8" and runner(torch.randn(1, 3, 80, 96)).shape[1] == 3
 
 
 def test_a_missing_openvino_is_one_sentence(monkeypatch, tmp_path):

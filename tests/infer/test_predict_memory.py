@@ -30,7 +30,7 @@ def good_images(folder, count=2):
 
 
 def predict(model_file, folder, out, *options):
-    args = ["predict", str(model_file), str(folder), "--out", str(out), "--path", "eager"]
+    args = ["predict", str(model_file), str(folder), "--out", str(out), "--backend", "eager"]
     return runner.invoke(app, [*args, *options])
 
 
@@ -143,7 +143,7 @@ def test_under_an_address_space_cap_the_default_limit_refuses_the_huge_image(tmp
     cap = 8 * 2**30
     command = [sys.executable, "-m", "fcnlab", "predict", str(model_file), str(folder)]
     done = subprocess.run(
-        [*command, "--out", str(out), "--path", "eager"],
+        [*command, "--out", str(out), "--backend", "eager"],
         capture_output=True,
         text=True,
         timeout=300,

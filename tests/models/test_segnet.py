@@ -42,13 +42,22 @@ def test_unpooling_puts_each_maximum_back_where_it_was_found():
     )
 
 
+class _Unpool(nn.Module):
+    def forward(self, x):
+        pooled, indices = F.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
+        return max_unpool(pooled, indices, x.shape[-2:])
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("shape", [(2, 4, 1, 1), (1, 3, 97, 131), (3, 2, 8, 6)])
-def test_unpooling_matches_torch_at_any_size(shape):
+def test_traced_unpooling_scatter_equals_torch_at_any_size(shape):
+    # the traced graph (the scatter that ONNX exports) was recorded at another size
+    traced = torch.jit.trace(_Unpool(), torch.randn(1, 2, 6, 10))
     x = torch.randn(shape)
     pooled, indices = F.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
-    ours = max_unpool(pooled, indices, x.shape[-2:])
     theirs = F.max_unpool2d(pooled, indices, 2, 2, output_size=x.shape[-2:])
-    assert torch.equal(ours, theirs)
+    assert torch.equal(traced(x), theirs)
+    assert torch.equal(_Unpool()(x), theirs)
 
 
 def _decoder_convs(model) -> list[tuple[int, int, int]]:

@@ -26,7 +26,7 @@ from tests.serve.live import (
 
 BUDGET_MB, CONCURRENT, DEADLINE_S = 256, 2, 3
 OPTIONS = [
-    "--path", "eager", "--max-memory-mb", str(BUDGET_MB), "--max-concurrent", str(CONCURRENT),
+    "--backend", "eager", "--max-memory-mb", str(BUDGET_MB), "--max-concurrent", str(CONCURRENT),
     "--read-timeout", str(DEADLINE_S), "--max-upload-mb", "2",
 ]  # fmt: skip
 

@@ -54,7 +54,7 @@ def test_health_describes_the_loaded_model(client, predictor):
     body = response.json()
     assert body["status"] == "ok"
     assert body["model"] == predictor.card.name == "deeplabv3plus_mobilenet_v2"
-    assert body["path"] == "eager"
+    assert body["backend"] == "eager"
     assert body["classes"] == list(INFO.class_names)
     assert body["palette"] == [list(c) for c in predictor.card.palette]
 
@@ -230,12 +230,12 @@ def test_run_server_loads_the_model_once_and_serves_it(model_file, monkeypatch):
 
     calls = []
     monkeypatch.setattr(server_module.uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    server_module.run_server(model_file, host="127.0.0.1", port=8123, path="eager", max_bytes=99)
+    server_module.run_server(model_file, host="127.0.0.1", port=8123, backend="eager", max_bytes=99)
     ((app, options),) = calls
     assert options["host"] == "127.0.0.1" and options["port"] == 8123
     with TestClient(app) as client:
         health = client.get("/health").json()
-    assert (health["path"], health["max_bytes"]) == ("eager", 99)
+    assert (health["backend"], health["max_bytes"]) == ("eager", 99)
 
 
 def test_a_missing_serve_extra_names_the_install_command(monkeypatch):

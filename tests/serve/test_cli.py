@@ -12,8 +12,8 @@ runner = CliRunner()
 def test_serve_loads_the_model_then_runs_uvicorn(monkeypatch, model_file):
     calls = {}
     monkeypatch.setattr(server.uvicorn, "run", lambda app, **kw: calls.update(app=app, **kw))
-    args = ["serve", str(model_file), "--port", "8123", "--path", "eager", "--max-upload-mb", "1"]
-    result = runner.invoke(app, args)
+    args = ["serve", str(model_file), "--port", "8123", "--backend", "eager"]
+    result = runner.invoke(app, [*args, "--max-upload-mb", "1"])
     assert result.exit_code == 0, result.output
     assert calls["port"] == 8123 and calls["host"] == "127.0.0.1"
     with TestClient(calls["app"]) as client:

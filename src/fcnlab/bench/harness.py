@@ -1,13 +1,13 @@
-"""The speed harness: every model on every execution path, timed and checked the same way.
+"""The speed harness: every model on every execution backend, timed and checked the same way.
 
 :func:`bench_models` takes fcnlab model names or :class:`Candidate` objects (any
 ``nn.Module`` factory: peers from other libraries are wrapped the same way, so they run "as
 fcnlab": same input, same runners, same timing) and returns one flat dict per
-(model, path). For each model:
+(model, backend). For each model:
 
 1. the model is built with random weights (``torch.manual_seed(0)`` first) in eval mode;
 2. its eager fp32 output on the bench input is the reference;
-3. for each path, :func:`fcnlab.infer.runtime.make_runner` prepares a runner (BN folding,
+3. for each backend, :func:`fcnlab.infer.runtime.make_runner` prepares a runner (BN folding,
    channels_last, bf16 autocast, torch.compile, ONNX export, int8 quantisation calibrated on
    a few random normalised images); its first call is checked against the reference (pixel
    agreement of the arg-max, max |logit diff|); then ``warmup`` more untimed calls and
@@ -17,7 +17,7 @@ Rows (see :data:`ROW_KEYS`): ``median_ms`` and spread in ms, ``images_per_s``, `
 image (FlopCounterMode, counted on the meta device when the model allows it), achieved
 GFLOP/s and its fraction of the fp32 and bf16 GEMM ceilings, ``agreement`` in [0, 1],
 ``max_abs_diff``, ``prepare_s`` (runner preparation and first call) and ``error``. A model or
-path that fails (no compiler for torch.compile, a size a peer refuses, ...) gives rows whose
+backend that fails (no compiler for torch.compile, a size a peer refuses, ...) gives rows whose
 ``error`` holds the reason and whose numbers are None; it never stops the other rows.
 """
 
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -38,18 +38,26 @@ from fcnlab.bench.ceilings import Ceilings, measure_ceilings
 from fcnlab.bench.timing import check_counts, time_call
 from fcnlab.data import IMAGENET_MEAN, IMAGENET_STD
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.runtime import CHOICES, PATHS, make_runner, resolve_path
+from fcnlab.infer.runtime import (
+    BACKENDS,
+    BackendChoice,
+    check_backend,
+    make_runner,
+    resolve_backend,
+)
 from fcnlab.models.registry import create_model, parse_name
 from fcnlab.models.summary import count_flops
 
 #: Every key of a result row, in table order.
 ROW_KEYS = (
-    "model", "source", "path", "size", "batch", "median_ms", "p25_ms", "p75_ms", "min_ms",
+    "model", "source", "backend", "size", "batch", "median_ms", "p25_ms", "p75_ms", "min_ms",
     "max_ms", "images_per_s", "repeats", "gflops", "achieved_gflops", "frac_fp32_ceiling",
     "frac_bf16_ceiling", "agreement", "max_abs_diff", "rel_diff", "prepare_s", "error",
 )  # fmt: skip
-#: Random normalised images the onnx-int8 path is calibrated on.
+#: Random normalised images the onnx-int8 backend is calibrated on.
 CALIBRATION_IMAGES = 4
+#: What ``fcnlab bench --backend`` accepts: what predict accepts, and ``all`` (every backend).
+BenchBackend = Literal["all", BackendChoice]
 
 
 @dataclass(frozen=True)
@@ -72,21 +80,19 @@ def fcnlab_candidate(name: str, **kwargs: Any) -> Candidate:
     return Candidate(name, build, "fcnlab")
 
 
-def expand_paths(paths: Sequence[str], device: torch.device | str = "cpu") -> list[str]:
-    """Path names in order, without repeats: ``all`` is every path, ``best`` (or ``auto``)
-    the one fcnlab uses by default on ``device``; an unknown name raises FcnlabError."""
-    if not paths:
-        raise FcnlabError("no path given; pass --path with a path name, best or all.")
+def expand_backends(backends: Sequence[str], device: torch.device | str = "cpu") -> list[str]:
+    """Backend names in order, without repeats: ``all`` is every backend, ``best`` (or
+    ``auto``) the one fcnlab uses by default on ``device``; an unknown name (not a
+    :data:`BenchBackend`) raises FcnlabError."""
+    if not backends:
+        raise FcnlabError("no backend given; pass --backend with a backend name, best or all.")
     out: list[str] = []
-    for path in paths:
-        if path not in ("best", "all", *CHOICES):
-            raise FcnlabError(
-                f"unknown path {path!r}; choose one of: best, auto, rule, all, {', '.join(PATHS)}."
-            )
-        if path == "all":
-            names = list(PATHS)
+    for backend in backends:
+        check_backend(backend, BenchBackend)
+        if backend == "all":
+            names = list(BACKENDS)
         else:
-            names = [resolve_path("auto" if path == "best" else path, device)]
+            names = [resolve_backend("auto" if backend == "best" else backend, device)]
         out += [name for name in names if name not in out]
     return out
 
@@ -124,7 +130,7 @@ def bench_models(
     models: Sequence[str | Candidate],
     size: Sequence[int] = (512, 512),
     batch: int = 1,
-    paths: Sequence[str] = ("best",),
+    backends: Sequence[str] = ("best",),
     repeats: int = 10,
     warmup: int = 2,
     num_classes: int = 21,
@@ -132,7 +138,7 @@ def bench_models(
     device: str = "cpu",
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (model, path), models in the given order; see the module docstring.
+    """One row per (model, backend), models in the given order; see the module docstring.
 
     ``ceilings`` defaults to :func:`measure_ceilings` on ``device`` (a few seconds);
     ``on_row`` is called with each row as soon as it is measured (progress output).
@@ -144,7 +150,7 @@ def bench_models(
         raise FcnlabError(f"batch must be at least 1, not {batch}.")
     if num_classes < 1:
         raise FcnlabError(f"the number of classes must be at least 1, not {num_classes}.")
-    names = expand_paths(paths, device)
+    names = expand_backends(backends, device)
     candidates = [m if isinstance(m, Candidate) else fcnlab_candidate(m) for m in models]
     ceilings = ceilings or measure_ceilings(device=device)
     x = normalised_images(batch, size, seed=0)
@@ -170,8 +176,8 @@ class _Settings:
     device: str
 
 
-def bench_candidate(candidate: Candidate, paths: list[str], s: _Settings) -> Iterator[dict]:
-    """Rows of one model on ``paths`` (already expanded, see :func:`expand_paths`), each
+def bench_candidate(candidate: Candidate, backends: list[str], s: _Settings) -> Iterator[dict]:
+    """Rows of one model on ``backends`` (already expanded, see :func:`expand_backends`), each
     yielded as soon as it is measured."""
     size = tuple(s.x.shape[-2:])
     base = {"model": candidate.name, "source": candidate.source, "size": "x".join(map(str, size))}
@@ -183,23 +189,23 @@ def bench_candidate(candidate: Candidate, paths: list[str], s: _Settings) -> Ite
         reference = make_runner(model, "eager", s.device)
         want = tensor_output(reference(s.x)).float().cpu()
     except Exception as error:
-        for path in paths:
-            yield _row(base, path, error=f"model failed: {_reason(error)}")
+        for backend in backends:
+            yield _row(base, backend, error=f"model failed: {_reason(error)}")
         return
     with tempfile.TemporaryDirectory(prefix="fcnlab-bench-") as tmp:
-        for path in paths:
+        for backend in backends:
             try:
-                measured = _measure(model, path, want, s, Path(tmp) / path, gflops)
-                row = _row(base, path, **measured)
+                measured = _measure(model, backend, want, s, Path(tmp) / backend, gflops)
+                row = _row(base, backend, **measured)
             except Exception as error:
-                row = _row(base, path, gflops=gflops, error=_reason(error))
+                row = _row(base, backend, gflops=gflops, error=_reason(error))
             gc.collect()
             yield row
 
 
 def _measure(
     model: nn.Module,
-    path: str,
+    backend: str,
     want: torch.Tensor,
     s: _Settings,
     workdir: Path,
@@ -207,7 +213,7 @@ def _measure(
 ) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    runner = make_runner(model, path, s.device, s.calibration, workdir)
+    runner = make_runner(model, backend, s.device, s.calibration, workdir)
     got = tensor_output(runner(s.x)).float().cpu()
     prepare_s = time.perf_counter() - start
     if got.shape != want.shape:
@@ -228,9 +234,9 @@ def _measure(
     }
 
 
-def _row(base: dict[str, Any], path: str, **values: Any) -> dict[str, Any]:
+def _row(base: dict[str, Any], backend: str, **values: Any) -> dict[str, Any]:
     row = dict.fromkeys(ROW_KEYS)
-    row.update(base, path=path, **values)
+    row.update(base, backend=backend, **values)
     return row
 
 
@@ -243,10 +249,10 @@ def _reason(error: BaseException) -> str:
 def table_cells(row: dict[str, Any]) -> list[str]:
     """A row as text for :data:`TABLE_HEADER` (failed rows show their error instead)."""
     if row["error"]:
-        return [row["model"], row["path"], f"failed: {row['error']}", *[""] * 8]
+        return [row["model"], row["backend"], f"failed: {row['error']}", *[""] * 8]
     return [
         row["model"],
-        row["path"],
+        row["backend"],
         f"{row['median_ms']:.1f}",
         f"{row['p25_ms']:.1f}-{row['p75_ms']:.1f}",
         f"{row['images_per_s']:.2f}",
@@ -260,7 +266,7 @@ def table_cells(row: dict[str, Any]) -> list[str]:
 
 
 TABLE_HEADER = [
-    "model", "path", "median ms", "p25-p75 ms", "images/s", "GFLOPs", "GFLOP/s",
+    "model", "backend", "median ms", "p25-p75 ms", "images/s", "GFLOPs", "GFLOP/s",
     "% fp32 ceiling", "% bf16 ceiling", "agreement %", "max abs diff",
 ]  # fmt: skip
 

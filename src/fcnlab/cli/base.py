@@ -85,6 +85,26 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+#: What ``--path`` (the hidden alias of ``--backend``, kept for one release) prints.
+PATH_NOTE = "note: --path is deprecated; use --backend"
+
+
+def deprecated_path() -> None:
+    """The one-line deprecation note of ``--path``, on stderr."""
+    err_console.print(PATH_NOTE, highlight=False, markup=False, soft_wrap=True)
+
+
+def backend_or_path(backend: str, path: str | None, default: str = "auto") -> str:
+    """The backend of a command with ``--backend`` and its deprecated alias ``--path``:
+    ``path`` (after the note) when given; both given and different is a mistake."""
+    if path is None:
+        return backend
+    deprecated_path()
+    if backend not in (default, path):
+        raise FcnlabError(f"--path {path} and --backend {backend} disagree; pass only --backend.")
+    return path
+
+
 def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 

@@ -1,4 +1,4 @@
-"""Commands for using trained models: predict, export, serve, and timing them: bench."""
+"""Commands for using trained models: predict, export and serve (registered in fcnlab.cli)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from fcnlab.bench.command import bench_command
-from fcnlab.cli.base import app, console, err_console, parse_size, user_errors
+from fcnlab.cli.base import backend_or_path, console, err_console, parse_size
 from fcnlab.errors import FcnlabError
+from fcnlab.infer.runtime import BACKENDS, check_backend
 
-PATH_HELP = (
-    "How to run a checkpoint: auto (the fastest path that agrees with eager, measured on "
+BACKEND_HELP = (
+    "How to run a checkpoint: auto (the fastest backend that agrees with eager, measured on "
     "first use per model and size and cached), rule (bf16 where bf16 is native, else "
-    "channels_last; no measuring), eager, channels_last, bf16, compile, compile-bf16, onnx, "
-    "onnx-int8."
+    f"channels_last; no measuring), or one of {', '.join(BACKENDS)}."
 )
 
 
@@ -43,8 +42,6 @@ def _calibration_images(folder: Path | None, count: int) -> list:
     return [read_image(p) for p in gather_inputs([folder])[:count]]
 
 
-@app.command()
-@user_errors
 def predict(
     model: Annotated[Path, typer.Argument(help="A checkpoint (.pt), .onnx or .ts file.")],
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or globs.")],
@@ -69,23 +66,25 @@ def predict(
             "Default: half of what is free (MemAvailable, cgroup limit, ulimit -v)."
         ),
     ] = None,
-    path: Annotated[str, typer.Option(help=PATH_HELP)] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     calibration: Annotated[
-        Path | None, typer.Option(help="Folder of sample images for --path onnx-int8.")
+        Path | None, typer.Option(help="Folder of sample images for --backend onnx-int8.")
     ] = None,
+    path: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Segment images at their own size; DIR/x.png holds the mask of a/b/x.jpg."""
     from fcnlab.infer import Predictor, parse_tta
     from fcnlab.infer.files import Outputs, gather_inputs, predict_files, prepare_out
 
+    backend = check_backend(backend_or_path(backend, path))
     tile_size = parse_size(tile) if tile else None
     _check_predict_options(tile_size, overlap, batch, max_memory_mb)
-    paths = gather_inputs(inputs)
+    files = gather_inputs(inputs)
     prepare_out(out)
     predictor = Predictor.load(
         model,
-        path=path,
+        backend=backend,
         device=_device(device),
         tta=parse_tta(tta),
         tile=tile_size,
@@ -97,10 +96,10 @@ def predict(
     limit = _memory_limit(max_memory_mb)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(f"predict ({predictor.path})", total=len(paths))
+        task = bar.add_task(f"predict ({predictor.backend})", total=len(files))
         summary = predict_files(
             predictor,
-            paths,
+            files,
             out,
             want,
             batch,
@@ -116,8 +115,8 @@ def predict(
             highlight=False,
             soft_wrap=True,
         )
-    done = len(paths) - len(summary.failed)
-    line = f"{done} of {len(paths)} images segmented into {out} ({predictor.path})"
+    done = len(files) - len(summary.failed)
+    line = f"{done} of {len(files)} images segmented into {out} ({predictor.backend})"
     console.print(line, highlight=False, soft_wrap=True, markup=False)
     if summary.failed:
         raise typer.Exit(1)
@@ -145,8 +144,6 @@ def _memory_limit(max_memory_mb: float | None) -> int:
     return limit
 
 
-@app.command()
-@user_errors
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by fcnlab train.")],
     format_: Annotated[
@@ -175,13 +172,11 @@ def export(
     console.print(f"exported {result.format}: {result.file}", markup=False)
 
 
-@app.command()
-@user_errors
 def serve(
     model: Annotated[Path, typer.Argument(help="A checkpoint (.pt), .onnx or .ts file.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (1-65535).")] = 8000,
-    path: Annotated[str, typer.Option(help=PATH_HELP)] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 10.0,
     max_memory_mb: Annotated[
         float,
@@ -197,10 +192,12 @@ def serve(
     read_timeout: Annotated[
         float, typer.Option(help="Seconds an upload may take to arrive (else 408).")
     ] = 30.0,
+    path: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """A web demo: upload an image, see the overlay, legend and class fractions."""
     from fcnlab.serve import run_server
 
+    backend = check_backend(backend_or_path(backend, path))
     if not 0 < max_upload_mb <= 1024:
         raise FcnlabError(f"--max-upload-mb must be in (0, 1024], not {max_upload_mb:g}.")
     if max_pixels is not None and max_pixels < 1:
@@ -211,13 +208,10 @@ def serve(
         model,
         host=host,
         port=port,
-        path=path,
+        backend=backend,
         max_bytes=int(max_upload_mb * 2**20),
         max_pixels=max_pixels,
         max_memory_mb=max_memory_mb,
         max_concurrent=max_concurrent,
         read_timeout=read_timeout,
     )
-
-
-app.command("bench")(user_errors(bench_command))

@@ -1,4 +1,5 @@
-"""Commands for building and judging models: models, summary, train, eval, report, data."""
+"""Commands for building and judging models: models, summary, train, eval, report, data check
+(registered in :mod:`fcnlab.cli`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fcnlab.cli.base import _is_main_process, app, console, parse_size, user_errors
+from fcnlab.cli.base import _is_main_process, console, parse_size
 from fcnlab.errors import FcnlabError
 
 
-@app.command()
-@user_errors
 def models(
     size: Annotated[str, typer.Option(help="Input size HxW for the FLOP count.")] = "512x512",
     classes: Annotated[int, typer.Option(help="Number of classes.")] = 21,
@@ -35,8 +34,6 @@ def models(
     console.print(f"{len(names)} models")
 
 
-@app.command()
-@user_errors
 def summary(
     name: Annotated[str, typer.Argument(help="Model name, e.g. fcn8s_vgg16.")],
     size: Annotated[str, typer.Option(help="Input size HxW.")] = "512x512",
@@ -66,8 +63,6 @@ def summary(
         console.print(f"diagram: {write_diagram(trace_graph(model, hw), diagram)}", markup=False)
 
 
-@app.command()
-@user_errors
 def train(
     config: Annotated[
         Path | None, typer.Argument(help="Experiment YAML (default: the built-in quickstart).")
@@ -126,8 +121,6 @@ def _int8_companion(checkpoint: Path) -> None:
     )
 
 
-@app.command("eval")
-@user_errors
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by fcnlab train.")],
     data: Annotated[str | None, typer.Option(help="Dataset (default: the checkpoint's).")] = None,
@@ -142,9 +135,17 @@ def eval_(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the metrics JSON.")
     ] = None,
+    boundary: Annotated[
+        bool, typer.Option("--boundary", help="Also score SegNet's boundary F1 (BF) per class.")
+    ] = False,
+    boundary_tolerance: Annotated[
+        float,
+        typer.Option(help="BF distance tolerance, a fraction of the image diagonal."),
+    ] = 0.0075,
 ) -> None:
-    """Evaluate a checkpoint: pixel acc, mean acc, mIoU, fwIoU and per-class IoU."""
+    """Evaluate a checkpoint: pixel acc, mean acc, mIoU, fwIoU and per-class IoU (and BF)."""
     from fcnlab.config import check_option
+    from fcnlab.engine.boundary import check_tolerance, format_boundary
     from fcnlab.engine.evaluate import evaluate_checkpoint
     from fcnlab.engine.metrics import format_metrics
 
@@ -153,6 +154,7 @@ def eval_(
     if scale is not None:
         check_option("data.scale", scale, "--scale")
     check_option("train.precision", precision, "--precision")
+    check_tolerance(boundary_tolerance, "--boundary-tolerance")
 
     metrics, written = evaluate_checkpoint(
         checkpoint,
@@ -162,14 +164,16 @@ def eval_(
         scale=scale,
         precision=precision,
         json_path=json_path,
+        boundary=boundary,
+        boundary_tolerance=boundary_tolerance,
     )
     if written is not None:  # only the main process writes and prints under torchrun
         console.print(format_metrics(metrics))
+        if "bf" in metrics:
+            console.print(format_boundary(metrics))
         console.print(f"metrics: {written}", markup=False, soft_wrap=True)
 
 
-@app.command()
-@user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
     """(Re)write a run folder's report.html and report.md."""
     from fcnlab.engine.report import write_report
@@ -179,12 +183,6 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
     console.print(f"report: {write_report(run_dir)}", markup=False, soft_wrap=True)
 
 
-data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-
-@data_app.command("check")
-@user_errors
 def data_check(
     data: Annotated[str, typer.Option(help="voc, camvid, folder or synthetic.")],
     root: Annotated[Path | None, typer.Option(help="Dataset folder.")] = None,

@@ -8,8 +8,7 @@ checked against the dataset constructor's annotations (:func:`fcnlab.data.option
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from fcnlab.data.build import DATASETS, build_dataset
 from fcnlab.data.check import (
     DataReport,
     check_dataset,
@@ -25,40 +24,7 @@ from fcnlab.data.datasets import (
     SyntheticShapes,
     VOCDataset,
 )
-from fcnlab.data.datasets.base import Transform
-from fcnlab.data.options import check_options
 from fcnlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transforms, train_transforms
-from fcnlab.errors import FcnlabError
-
-DATASETS: dict[str, type[SegmentationDataset]] = {
-    "voc": VOCDataset,
-    "camvid": CamVidDataset,
-    "folder": FolderDataset,
-    "synthetic": SyntheticShapes,
-}
-
-
-def build_dataset(
-    name: str,
-    root: str | Path | None,
-    split: str,
-    transform: Transform | None = None,
-    **options: object,
-) -> SegmentationDataset:
-    """Create dataset ``name`` for ``split`` under ``root`` (``None`` only for synthetic)."""
-    if name not in DATASETS:
-        raise FcnlabError(f"unknown dataset '{name}'; valid names are {', '.join(DATASETS)}.")
-    cls = DATASETS[name]
-    options = check_options(name, cls, options)
-    if cls is not SyntheticShapes:
-        if root is None:
-            raise FcnlabError(f"dataset '{name}' needs a root folder; pass its path as root.")
-        if not Path(root).is_dir() and not options.get("download"):
-            raise FcnlabError(
-                f"root folder {root} for dataset '{name}' does not exist; check the path."
-            )
-    return cls(root, split, transform, **options)
-
 
 __all__ = [
     "CAMVID_INFO",

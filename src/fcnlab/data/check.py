@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnlab.data.build import build_dataset
 from fcnlab.data.classes import DatasetInfo
 from fcnlab.data.datasets.base import SegmentationDataset
 from fcnlab.errors import FcnlabError
@@ -58,8 +59,6 @@ def mask_histogram(mask: np.ndarray, num_classes: int) -> np.ndarray:
 
 def check_dataset(name: str, root: str | Path | None, split: str, **options: object) -> DataReport:
     """Load every sample of a split and report everything wrong with it."""
-    from fcnlab.data import build_dataset  # the factory imports this module
-
     dataset = build_dataset(name, root, split, **{**options, "skip_missing": True})
     num_classes = dataset.info.num_classes
     histogram = np.zeros(num_classes + 1, dtype=np.int64)

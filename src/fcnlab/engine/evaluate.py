@@ -20,12 +20,14 @@ from torch.utils.data import DataLoader, Subset
 
 from fcnlab.data import SegmentationDataset, build_dataset, eval_transforms
 from fcnlab.engine import distributed
+from fcnlab.engine.boundary import DEFAULT_TOLERANCE, BoundaryF1, check_tolerance, per_class_dict
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from fcnlab.engine.distributed import Context
 from fcnlab.engine.guards import batches
-from fcnlab.engine.metrics import ConfusionMatrix, predicted_classes
+from fcnlab.engine.metrics import ConfusionMatrix
 from fcnlab.errors import FcnlabError
 from fcnlab.hardware import resolve_precision
+from fcnlab.masks import predicted_classes
 
 
 def autocast(device: torch.device, precision: str):
@@ -78,18 +80,29 @@ def evaluate(
     workers: int = 0,
     precision: str = "fp32",
     loss_fn=None,
+    boundary: bool = False,
+    boundary_tolerance: float = DEFAULT_TOLERANCE,
 ) -> dict[str, Any]:
-    """Metrics over ``dataset`` (plus ``loss`` when ``loss_fn`` is given)."""
+    """Metrics over ``dataset`` (plus ``loss`` when ``loss_fn`` is given).
+
+    With ``boundary`` the same full-size predictions are also scored with SegNet's boundary
+    F1 (:mod:`fcnlab.engine.boundary`), adding ``bf``, ``bf_image``, ``per_class_bf``
+    (class name -> BF or ``None`` for a class never labelled) and ``bf_tolerance``.
+    """
     was_training = model.training
     model.eval()
     info = dataset.info
     matrix = ConfusionMatrix(info.num_classes, info.ignore_index, ctx.device)
+    bf = BoundaryF1(info.num_classes, info.ignore_index, boundary_tolerance) if boundary else None
     loss_sum = torch.zeros(2, dtype=torch.float64, device=ctx.device)
     for images, masks in batches(evaluation_loader(dataset, ctx, batch_size, workers)):
         images, masks = images.to(ctx.device), masks.to(ctx.device)
         with autocast(ctx.device, precision):
             logits = full_size_logits(model, images, scale)
-        matrix.update(predicted_classes(logits), masks)
+        pred = predicted_classes(logits)
+        matrix.update(pred, masks)
+        if bf is not None:
+            bf.update(pred, masks)
         if loss_fn is not None:
             loss_sum += torch.stack(
                 [
@@ -101,6 +114,13 @@ def evaluate(
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(loss_sum)
     metrics = matrix.compute(list(info.class_names))
+    if bf is not None:
+        bf.all_reduce()
+        scores = bf.compute()
+        metrics["bf"] = scores["bf"]
+        metrics["bf_image"] = scores["bf_image"]
+        metrics["per_class_bf"] = per_class_dict(scores["per_class"], list(info.class_names))
+        metrics["bf_tolerance"] = scores["tolerance"]
     if loss_fn is not None:
         metrics["loss"] = float(loss_sum[0] / loss_sum[1].clamp(min=1))
     model.train(was_training)
@@ -138,8 +158,15 @@ def evaluate_checkpoint(
     scale: float | None = None,
     precision: str = "auto",
     json_path: Path | None = None,
+    boundary: bool = False,
+    boundary_tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[dict[str, Any], Path | None]:
-    """Evaluate a checkpoint on its own dataset's val split or another one; write JSON."""
+    """Evaluate a checkpoint on its own dataset's val split or another one; write JSON.
+
+    ``boundary`` adds SegNet's boundary F1 score (see :func:`evaluate`).
+    """
+    if boundary:
+        check_tolerance(boundary_tolerance)
     checkpoint = load_checkpoint(checkpoint_path)
     cfg_data = checkpoint["config"].get("data") or {}
     if data is None and "name" not in cfg_data:
@@ -172,7 +199,13 @@ def evaluate_checkpoint(
             print(choice.line())
         model.to(ctx.device)
         metrics = evaluate(
-            model, dataset, ctx, scale=scale or checkpoint.get("scale", 1.0), precision=precision
+            model,
+            dataset,
+            ctx,
+            scale=scale or checkpoint.get("scale", 1.0),
+            precision=precision,
+            boundary=boundary,
+            boundary_tolerance=boundary_tolerance,
         )
     finally:
         distributed.teardown()

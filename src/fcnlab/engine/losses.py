@@ -23,6 +23,16 @@ class SegmentationLoss:
             return self._ce(out["out"], target) + self.aux_weight * self._ce(out["aux"], target)
         return self._ce(out, target)
 
+    def total_weight(self, target: torch.Tensor) -> torch.Tensor:
+        """What the mean-reduced loss divides by: the summed class weights of the valid
+        (non-ignored) pixels, their count without weights. Gradient accumulation uses it to
+        make k micro-batches equal one k-times batch."""
+        valid = target != self.ignore_index
+        if self.weight is None:
+            return valid.sum().float()
+        weight = self.weight.to(target.device)
+        return weight[target.clamp(0, len(weight) - 1)][valid].sum().float()
+
     def _ce(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         weight = None if self.weight is None else self.weight.to(logits.device)
         # Cross-entropy in fp32 even under autocast: bf16 log-softmax loses small classes.

@@ -7,7 +7,8 @@ Contract. A run folder may hold (all optional, written by the trainer and the ev
   ``train_loss``, ``lr``, ``val_loss``, ``val_miou``, ``val_pixel_acc``, ``val_mean_acc``,
   ``images_per_s``; unreadable lines (a run killed mid-write) are skipped and counted;
 - ``eval.json``: a :func:`~fcnlab.engine.metrics.compute_metrics` dict, optionally with
-  ``checkpoint`` and ``split``;
+  ``checkpoint`` and ``split``, and with ``bf``, ``bf_image`` and ``per_class_bf`` when it
+  was evaluated with ``--boundary`` (:mod:`fcnlab.engine.boundary`);
 - ``samples/sample_XX.png``: strips written by :func:`save_samples`.
 
 :func:`write_report` reads whatever of these exists, draws the figures into ``plots/`` and
@@ -38,8 +39,8 @@ from fcnlab.engine.report_render import (
     render_html,
     render_markdown,
 )
-from fcnlab.engine.visualize import Palette, overlay
 from fcnlab.errors import FcnlabError
+from fcnlab.masks import Palette, overlay
 
 SAMPLES_DIR = "samples"
 PLOTS_DIR = "plots"
@@ -244,14 +245,27 @@ def _metric_blocks(run: RunRecord) -> list[Block]:
             ["mean IoU", format_percent(ev.get("miou"))],
             ["frequency-weighted IoU", format_percent(ev.get("fwiou"))],
         ]
+        if "bf" in ev:
+            rows.append(["boundary F1 (BF), mean over classes", format_percent(ev["bf"])])
+            if ev.get("bf_image") is not None:
+                rows.append(["boundary F1, mean over images", format_percent(ev["bf_image"])])
         blocks += [Text("From eval.json."), Table(["metric", "%"], rows, "lr")]
+        bf = ev.get("per_class_bf") if isinstance(ev.get("per_class_bf"), dict) else None
         per_class = [
-            [str(c["index"]), c["name"], *_class_cells(c), f"{c['pixels']:,}"]
+            [
+                str(c["index"]),
+                c["name"],
+                *_class_cells(c),
+                *([format_percent(bf.get(c["name"]))] if bf is not None else []),
+                f"{c['pixels']:,}",
+            ]
             for c in ev.get("per_class", [])
         ]
         if per_class:
             header = ["#", "class", "IoU %", "acc %", "label pixels"]
-            blocks.append(Table(header, per_class, "rlrrr"))
+            if bf is not None:
+                header.insert(4, "BF %")
+            blocks.append(Table(header, per_class, "rlrrrr" if bf is not None else "rlrrr"))
         return blocks
     validated = [r for r in run.history if isinstance(r.get("val_miou"), (int, float))]
     if not validated:

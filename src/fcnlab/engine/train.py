@@ -75,6 +75,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
     """Train until ``train.steps`` or the time budget; False when stopped by ``stop_after``."""
     cfg, ctx = run.cfg.train, run.ctx
     accum, micro = cfg.grad_accum, 0
+    window = _Window()
     losses, seen, tick = [], 0, time.perf_counter()
     started, elapsed_before = time.perf_counter(), state.elapsed_s
     if state.step and run.budget.exhausted(state.elapsed_s):
@@ -102,7 +103,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                     with autocast(ctx.device, run.precision.precision):
                         out = run.model(images)
                     loss = run.loss_fn(out, masks)
-                    run.scaler.scale(loss / accum).backward()
+                    run.scaler.scale(window.share(run, loss, masks, accum)).backward()
                 run.guard.observe(loss, state.step + 1)
                 losses.append(loss.detach())
                 seen += len(images)
@@ -110,6 +111,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 if not last_micro:
                     continue
                 micro = 0
+                window.rescale(run)
                 elapsed, out_of_time = _clock(run, elapsed_before + time.perf_counter() - started)
                 _optimizer_step(run, state, elapsed)
                 state.elapsed_s = elapsed_before + time.perf_counter() - started
@@ -178,6 +180,37 @@ def _clock(run: Run, elapsed: float) -> tuple[float, bool]:
         elapsed, flag = distributed.broadcast_floats([elapsed, float(out_of_time)])
         out_of_time = flag > 0.5
     return elapsed, out_of_time
+
+
+class _Window:
+    """Makes k accumulated micro-batches give one k-times batch's gradient, exactly.
+
+    Each micro-batch's loss is a mean over its own valid (non-ignored, class-weighted) pixels,
+    so plain ``loss / k`` would weigh every micro-batch alike, not every pixel. Each one is
+    backpropagated as ``loss * W_i / c`` instead (``W_i`` its valid weight, ``c`` the window's
+    pixel count, so the scale stays that of ``loss / k``) and before the step the gradients are
+    multiplied by ``c / sum(W_i)`` (summed over every process): the mean over the window's
+    pixels. Without ignored pixels or class weights the factor is 1.
+    """
+
+    def __init__(self) -> None:
+        self.weight: torch.Tensor | float = 0.0
+        self.pixels = 0
+
+    def share(self, run: Run, loss: torch.Tensor, masks: torch.Tensor, accum: int):
+        weight = run.loss_fn.total_weight(masks)
+        if not self.pixels:
+            self.pixels = masks.numel() * accum
+        self.weight = self.weight + weight
+        return loss * weight / self.pixels
+
+    def rescale(self, run: Run) -> None:
+        weight = self.weight
+        if run.ctx.distributed:
+            weight = distributed.all_reduce_mean(weight)
+        factor = self.pixels / weight.clamp_min(1e-12)
+        torch._foreach_mul_([p.grad for p in run.net.parameters() if p.grad is not None], factor)
+        self.weight, self.pixels = 0.0, 0
 
 
 def _optimizer_step(run: Run, state: TrainState, elapsed: float) -> None:

@@ -10,7 +10,7 @@ inside it (``--out exports/`` writes ``exports/best.onnx``).
   without ``--calibration`` on images of the checkpoint's own training split (int8 cannot
   match fp32 bit for bit: agreement >= 95% is required, mIoU is the real test); when the
   checkpoint's val split is reachable, the val mIoU of fp32 and int8 is measured and recorded
-  in the file (metadata ``fcnlab.int8``), which ``--path auto`` reads before it uses the file;
+  in the file (metadata ``fcnlab.int8``), which ``--backend auto`` reads before it uses the file;
 - ``torchscript``: a traced module with the model card in its extra files.
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from fcnlab.card import ModelCard
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from fcnlab.errors import FcnlabError
 from fcnlab.export.onnx import (
@@ -40,7 +41,8 @@ from fcnlab.export.onnx import (
     write_metadata,
 )
 from fcnlab.export.quality import INT8_KEY, Int8Quality, dataset_images, int8_quality
-from fcnlab.infer.card import ModelCard
+from fcnlab.export.runners import ModuleRunner, OnnxRunner
+from fcnlab.preprocess import calibration_batch
 
 FORMATS = ("onnx", "onnx-int8", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".ts"}
@@ -97,8 +99,6 @@ def _own_calibration(checkpoint: dict) -> list[Image.Image]:
 
 def _measure_int8(checkpoint, checkpoint_file, model, int8_file, count) -> Int8Quality | None:
     """The val mIoU of fp32 and int8, written into the int8 file; None without val data."""
-    from fcnlab.infer.runtime import OnnxRunner
-
     try:
         quality = int8_quality(checkpoint, checkpoint_file, model, OnnxRunner(int8_file), count)
     except FcnlabError:
@@ -118,12 +118,9 @@ def destination(checkpoint_file: Path, out: str | Path | None, fmt: str) -> Path
 
 
 def _write(model, card, fmt, tmp, calibration, shapes) -> list[Parity]:
-    from fcnlab.infer.predictor import calibration_batch
-    from fcnlab.infer.runtime import OnnxRunner, TorchRunner
-
     if fmt == "torchscript":
         export_torchscript_model(model, tmp, card)
-        runner = TorchRunner(load_torchscript(tmp), "eager")
+        runner = ModuleRunner(load_torchscript(tmp))
         rows = check_parity(model, runner, card, shapes)
         assert_parity(rows, tmp, MIN_AGREEMENT)
         return rows

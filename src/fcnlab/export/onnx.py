@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fcnlab.card import METADATA_KEY, ModelCard
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.card import METADATA_KEY, ModelCard
 
 OPSET = 17
 INPUT, OUTPUT = "image", "logits"

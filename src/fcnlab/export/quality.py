@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from fcnlab.card import ModelCard
 from fcnlab.data import build_dataset, eval_transforms
 from fcnlab.engine.evaluate import full_size_logits
-from fcnlab.engine.metrics import ConfusionMatrix, predicted_classes
+from fcnlab.engine.metrics import ConfusionMatrix
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.card import ModelCard
+from fcnlab.masks import predicted_classes
 
 #: The ONNX metadata key of the int8 record (the card itself is under ``fcnlab``).
 INT8_KEY = "fcnlab.int8"

@@ -1,18 +1,25 @@
-"""Inference: execution paths, TTA and tiling, the predictor and batch prediction of files."""
+"""Inference: execution backends, TTA and tiling, the predictor and batch prediction of files."""
 
-from fcnlab.infer.card import ModelCard
 from fcnlab.infer.predictor import Prediction, Predictor
-from fcnlab.infer.runtime import CHOICES, PATHS, make_runner, resolve_path
+from fcnlab.infer.runtime import (
+    BACKENDS,
+    Backend,
+    BackendChoice,
+    check_backend,
+    make_runner,
+    resolve_backend,
+)
 from fcnlab.infer.tiling import TTA, parse_tta
 
 __all__ = [
-    "CHOICES",
-    "PATHS",
+    "BACKENDS",
     "TTA",
-    "ModelCard",
+    "Backend",
+    "BackendChoice",
     "Prediction",
     "Predictor",
+    "check_backend",
     "make_runner",
     "parse_tta",
-    "resolve_path",
+    "resolve_backend",
 ]

@@ -1,19 +1,19 @@
-"""``--path auto``: the execution path measured fastest on this machine, for this model and
-input size, among those that give the same masks as eager fp32.
+"""``--backend auto``: the execution backend measured fastest on this machine, for this model
+and input size, among those that give the same masks as eager fp32.
 
 On the first batch of an input-size bucket (height and width rounded up to multiples of
-128, and the batch size), :class:`AutoRunner` times each candidate path that needs no extra
-input (eager, channels_last, bf16 where bf16 is native, ONNX Runtime fp32 and OpenVINO when
-installed)
+128, and the batch size), :class:`AutoRunner` times each candidate backend that needs no
+extra input (eager, channels_last, bf16 where bf16 is native, ONNX Runtime fp32 and OpenVINO
+when installed: :func:`fcnlab.infer.runtime.default_candidates`)
 for about ``budget_s`` seconds in all, keeps the fastest whose masks agree with eager fp32 on
 at least :data:`MIN_AGREEMENT` of the pixels of that very batch, and caches the choice in
 ``autotune.json`` in the cache folder (``$FCNLAB_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/fcnlab``, else ``~/.cache/fcnlab``). The cache key holds the CPU model
 and ISA, thread count, device, torch and ONNX Runtime versions, the model's arguments and
-the bucket, so a change of any of them measures again. ``--path rule`` (or
+the bucket, so a change of any of them measures again. ``--backend rule`` (or
 ``FCNLAB_AUTOTUNE=0``) skips measuring and uses the capability rule of
-:func:`fcnlab.infer.runtime.rule_path`; ``FCNLAB_AUTOTUNE_SKIP=openvino,onnx`` keeps paths
-out of the measurement. ``fcnlab bench --path all`` is the full view.
+:func:`fcnlab.infer.runtime.rule_backend`; ``FCNLAB_AUTOTUNE_SKIP=openvino,onnx`` keeps
+backends out of the measurement. ``fcnlab bench --backend all`` is the full view.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 from fcnlab import hardware
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
-#: Share of pixels whose class must equal eager fp32's for a path to be eligible.
+#: Share of pixels whose class must equal eager fp32's for a backend to be eligible.
 MIN_AGREEMENT = 0.995
 BUCKET = 128
 
@@ -88,7 +88,7 @@ class AutotuneCache:
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self._read().get(key)
-        return entry if isinstance(entry, dict) and isinstance(entry.get("path"), str) else None
+        return entry if isinstance(entry, dict) and isinstance(entry.get("backend"), str) else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -129,12 +129,12 @@ def agreement(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 class AutoRunner:
-    """A runner that dispatches each batch to the path measured fastest for its bucket.
+    """A runner that dispatches each batch to the backend measured fastest for its bucket.
 
-    ``candidates`` maps path names to factories building that path's runner (``eager`` is
+    ``candidates`` maps backend names to factories building that backend's runner (``eager`` is
     the reference and must be there); ``model_key`` identifies the model in the cache;
     ``report(line)`` receives one line per choice (measured or read from the cache);
-    ``min_agreement`` lowers the pixel agreement for paths judged by their measured val mIoU
+    ``min_agreement`` lowers the pixel agreement for backends judged by their measured val mIoU
     (an int8 companion).
     """
 
@@ -149,11 +149,11 @@ class AutoRunner:
         min_agreement: dict[str, float] | None = None,
     ) -> None:
         if "eager" not in candidates:
-            raise ValueError("the candidates must include the eager reference path")
+            raise ValueError("the candidates must include the eager reference backend")
         self.candidates, self.model_key, self.device = candidates, model_key, torch.device(device)
         self.cache = cache or AutotuneCache()
         self.budget_s, self.report = budget_s, report or (lambda line: None)
-        self.min_agreement = min_agreement or {}  # per path; MIN_AGREEMENT otherwise
+        self.min_agreement = min_agreement or {}  # per backend; MIN_AGREEMENT otherwise
         self.chosen: dict[tuple[int, int, int], tuple[str, Runner]] = {}
         self._runners: dict[str, Runner] = {}
         self._lock = threading.Lock()
@@ -164,7 +164,7 @@ class AutoRunner:
         return self._runner("eager")
 
     @property
-    def path(self) -> str:
+    def backend(self) -> str:
         names = sorted({name for name, _ in self.chosen.values()})
         return f"auto ({', '.join(names)})" if names else "auto"
 
@@ -186,13 +186,14 @@ class AutoRunner:
             {**machine_key(self.device), "model": self.model_key, "bucket": bucket}
         )
         cached = self.cache.get(key)
-        if cached and cached["path"] in self.candidates:
-            self.report(f"backend {cached['path']} (measured before, cached in {self.cache.path})")
-            return cached["path"], self._runner(cached["path"])
+        if cached and cached["backend"] in self.candidates:
+            name = cached["backend"]
+            self.report(f"backend {name} (measured before, cached in {self.cache.path})")
+            return name, self._runner(name)
         name, entry = self._measure(x)
         self.cache.put(key, {**entry, "bucket": list(bucket), "measured": time.time()})
         timings = ", ".join(f"{k} {v:.0f} ms" for k, v in entry["median_ms"].items())
-        self.report(f"backend {name} (measured fastest agreeing path: {timings})")
+        self.report(f"backend {name} (measured fastest agreeing backend: {timings})")
         keep = {name, *(chosen for chosen, _ in self.chosen.values())}
         for other in [n for n in self._runners if n not in keep]:
             del self._runners[other]  # memory: only chosen runners stay (others rebuild)
@@ -208,7 +209,7 @@ class AutoRunner:
         for name in [n for n in self.candidates if n != "eager"]:
             try:
                 ms, out = time_runner(self._runner(name), x, share)
-            except Exception as error:  # a path this machine cannot run is not a candidate
+            except Exception as error:  # a backend this machine cannot run is not a candidate
                 errors[name] = f"{type(error).__name__}: {error}".splitlines()[0][:200]
                 self._runners.pop(name, None)
                 continue
@@ -216,7 +217,7 @@ class AutoRunner:
         eligible = [n for n in timings if agreements[n] >= self.min_agreement.get(n, MIN_AGREEMENT)]
         best = min(eligible, key=timings.__getitem__)
         entry = {
-            "path": best,
+            "backend": best,
             "median_ms": timings,
             "agreement": agreements,
             "errors": errors,
@@ -224,32 +225,7 @@ class AutoRunner:
         return best, entry
 
 
-def default_candidates(
-    model: torch.nn.Module, device: str = "cpu"
-) -> dict[str, Callable[[], Runner]]:
-    """The paths worth measuring for ``model`` here: no calibration, no minutes of compiling."""
-    from fcnlab.infer.runtime import TorchRunner, make_runner  # runtime imports this module
-
-    candidates: dict[str, Callable[[], Runner]] = {
-        "eager": lambda: TorchRunner(model, "eager", device),
-        "channels_last": lambda: TorchRunner(model, "channels_last", device),
-    }
-    if hardware.bf16_is_native(device):
-        candidates["bf16"] = lambda: TorchRunner(model, "bf16", device)
-    if torch.device(device).type == "cpu" and _installed("onnx", "onnxruntime"):
-        candidates["onnx"] = lambda: make_runner(model, "onnx", device)
-        if _installed("openvino"):
-            candidates["openvino"] = lambda: make_runner(model, "openvino", device)
-    return {name: build for name, build in candidates.items() if name not in skipped_paths()}
-
-
-def skipped_paths() -> set[str]:
-    """Paths ``FCNLAB_AUTOTUNE_SKIP`` (comma-separated) keeps out of the measurement."""
+def skipped_backends() -> set[str]:
+    """Backends ``FCNLAB_AUTOTUNE_SKIP`` (comma-separated) keeps out of the measurement."""
     text = os.environ.get("FCNLAB_AUTOTUNE_SKIP", "")
     return {name.strip() for name in text.split(",") if name.strip()} - {"eager"}
-
-
-def _installed(*modules: str) -> bool:
-    from importlib.util import find_spec
-
-    return all(find_spec(name) is not None for name in modules)

@@ -4,7 +4,7 @@
 reachable) writes it, calibrated on the run's training split, with the val mIoU of fp32 and
 int8 and the checkpoint's SHA-256 in its metadata. :func:`find_companion` returns it only
 while it still belongs to the checkpoint (same SHA-256) and costs at most
-:data:`MAX_MIOU_LOSS` of val mIoU; ``--path auto`` then measures it with the other paths.
+:data:`MAX_MIOU_LOSS` of val mIoU; ``--backend auto`` then measures it with the other backends.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fcnlab.errors import FcnlabError
 
 #: The largest val mIoU loss (as a fraction: 0.005 = 0.5 points) an int8 companion may cost.
 MAX_MIOU_LOSS = 0.005
-#: Pixel agreement with eager fp32 that an int8 path still needs (its real test is the mIoU).
+#: Pixel agreement with eager fp32 that an int8 backend still needs (its real test is the mIoU).
 MIN_INT8_AGREEMENT = 0.95
 
 

@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fcnlab.card import ModelCard
 from fcnlab.data.decode import IMAGE_SUFFIXES, read_image
-from fcnlab.engine.visualize import overlay
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.card import ModelCard
 from fcnlab.infer.memory import (
     MIB,
     Plan,
@@ -38,6 +37,7 @@ from fcnlab.infer.memory import (
     plan_image,
 )
 from fcnlab.infer.predictor import Prediction, Predictor
+from fcnlab.masks import overlay
 
 
 @dataclass(frozen=True)

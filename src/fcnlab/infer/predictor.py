@@ -1,6 +1,6 @@
 """The predictor: a model file in, masks at each image's own size out.
 
-``Predictor.load(path)`` accepts an fcnlab checkpoint (``.pt``), an exported ONNX file
+``Predictor.load(model_file)`` accepts an fcnlab checkpoint (``.pt``), an exported ONNX file
 (``.onnx``) or an exported TorchScript file (``.ts``); all three go through the same
 preprocessing (the card's normalisation and working scale), TTA, tiling and arg-max.
 
@@ -20,11 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fcnlab.engine.metrics import predicted_classes
+from fcnlab.card import METADATA_KEY, ModelCard
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.card import METADATA_KEY, ModelCard
-from fcnlab.infer.runtime import OnnxRunner, Runner, TorchRunner, make_runner
-from fcnlab.infer.tiling import TTA, probabilities, resize
+from fcnlab.export.runners import OnnxRunner
+from fcnlab.infer.runtime import Runner, TorchRunner, make_runner, resolve_backend
+from fcnlab.infer.tiling import TTA, probabilities
+from fcnlab.masks import predicted_classes
+from fcnlab.preprocess import calibration_batch, to_batch
 
 
 @dataclass
@@ -55,14 +57,14 @@ class Predictor:
         self.tile, self.overlap, self.source = tile, overlap, source
 
     @property
-    def path(self) -> str:
-        return getattr(self.runner, "path", "custom")
+    def backend(self) -> str:
+        return getattr(self.runner, "backend", "custom")
 
     @classmethod
     def load(
         cls,
         model_file: str | Path,
-        path: str = "auto",
+        backend: str = "auto",
         device: str = "cpu",
         tta: TTA = TTA(),
         tile: tuple[int, int] | None = None,
@@ -70,8 +72,8 @@ class Predictor:
         calibration: Sequence[Image.Image] = (),
         report: Callable[[str], None] | None = None,
     ) -> Predictor:
-        """Load a checkpoint, ``.onnx`` or ``.ts`` file; ``path`` picks how a checkpoint runs
-        (``auto``: measured on first use, ``report`` receiving the choice as one line)."""
+        """Load a checkpoint, ``.onnx`` or ``.ts`` file; ``backend`` picks how a checkpoint
+        runs (``auto``: measured on first use, ``report`` receiving the choice as one line)."""
         model_file = Path(model_file)
         if not model_file.is_file():
             raise FcnlabError(f"model file {model_file} does not exist; check the path.")
@@ -80,10 +82,10 @@ class Predictor:
             ".onnx": ("auto", "best", "rule", "onnx"),
             ".ts": ("auto", "best", "rule", "eager"),
         }
-        if suffix in as_exported and path not in as_exported[suffix]:
+        if suffix in as_exported and backend not in as_exported[suffix]:
             raise FcnlabError(
-                f"--path {path} applies to checkpoints; {model_file.name} is an exported model "
-                "and runs as exported (export the checkpoint again to change precision)."
+                f"--backend {backend} applies to checkpoints; {model_file.name} is an exported "
+                "model and runs as exported (export the checkpoint again to change precision)."
             )
         if suffix == ".onnx":
             runner = OnnxRunner(model_file)
@@ -99,8 +101,8 @@ class Predictor:
             card = ModelCard.from_checkpoint(checkpoint)
             model = model_from_checkpoint(checkpoint)
             batches = [calibration_batch(card, image) for image in calibration]
-            int8 = _companion(model_file, path, report)
-            runner = make_runner(model, path, device, batches, report=report, int8_file=int8)
+            int8 = _companion(model_file, backend, report)
+            runner = make_runner(model, backend, device, batches, report=report, int8_file=int8)
         return cls(runner, card, tta, tile, overlap, source=str(model_file))
 
     def probabilities(
@@ -135,35 +137,17 @@ class Predictor:
         return self.predict_batch([image], keep_probs, tile)[0]
 
 
-def to_batch(images: Sequence[Image.Image], card: ModelCard) -> torch.Tensor:
-    """Same-size RGB images to a batch normalised as the model was trained."""
-    arrays = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images]
-    if len({a.shape for a in arrays}) != 1:
-        raise FcnlabError("images of one batch must share a size; predict them one by one.")
-    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
-    del arrays  # in place from here on: one float copy of the batch at a time
-    mean = torch.tensor(card.mean).view(1, 3, 1, 1)
-    return batch.sub_(mean).div_(torch.tensor(card.std).view(1, 3, 1, 1))
-
-
-def calibration_batch(card: ModelCard, image: Image.Image) -> torch.Tensor:
-    """One image as the runner sees it: normalised, at the model's working scale."""
-    x = to_batch([image], card)
-    return resize(x, tuple(max(1, round(d * card.scale)) for d in x.shape[-2:]))
-
-
-def _companion(model_file: Path, path: str, report: Callable[[str], None] | None) -> Path | None:
+def _companion(model_file: Path, backend: str, report: Callable[[str], None] | None) -> Path | None:
     """The checkpoint's int8 companion file, when ``auto`` may measure it."""
     from fcnlab.infer.companion import find_companion
-    from fcnlab.infer.runtime import resolve_path
 
-    if resolve_path(path) != "auto":
+    if resolve_backend(backend) != "auto":
         return None
     companion = find_companion(model_file)
     if companion is None:
         return None
     if report is not None:
-        report(f"{companion.describe()}: measured with the other paths")
+        report(f"{companion.describe()}: measured with the other backends")
     return companion.file
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.runtime import Runner
+from fcnlab.preprocess import resize
 
 #: Tile overlaps outside [0, MAX_OVERLAP] make tiles too many (each is mostly overlap).
 MAX_OVERLAP = 0.75
@@ -64,13 +64,6 @@ def _scale(token: str, text: str) -> float:
     if not 0 < value <= 8:
         raise FcnlabError(f"--tta {text!r}: scale {token!r} must be a number in (0, 8].")
     return value
-
-
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def probabilities(

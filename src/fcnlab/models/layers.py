@@ -139,9 +139,12 @@ def max_unpool(x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torc
 
     ``indices`` are the pool's ``return_indices`` (positions in each pre-pool H x W plane) and
     ``size`` is the pre-pool H, W, so odd sizes come back exactly; every other position is 0.
-    Written as a scatter, which ONNX (ScatterElements) exports at dynamic sizes, unlike
-    ``max_unpool2d``.
+    While tracing (ONNX, TorchScript) it is written as a scatter, which ONNX exports at dynamic
+    sizes (as ScatterElements), unlike ``max_unpool2d``; eager runs use ``max_unpool2d``,
+    about 2x faster on the CPU (the results are identical).
     """
+    if not torch.jit.is_tracing():
+        return F.max_unpool2d(x, indices, 2, 2, output_size=size)
     n, c = x.shape[0], x.shape[1]
     h, w = size[0], size[1]
     flat = x.new_zeros(n, c, h * w)

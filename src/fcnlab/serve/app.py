@@ -3,7 +3,7 @@
 Routes:
 
 - ``GET /``: the demo page (plain HTML and vanilla JS, no external assets).
-- ``GET /health``: ``{"status": "ok", "model", "path", "classes", "palette", "max_bytes",
+- ``GET /health``: ``{"status": "ok", "model", "backend", "classes", "palette", "max_bytes",
   "max_pixels", "max_concurrent", "read_timeout", "max_memory_mb", "busy"}`` once the model is
   loaded; it never waits for predictions.
 - ``POST /predict``: the image in the multipart form field ``file``. Answers the mask as an
@@ -38,12 +38,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fcnlab.data.decode import DECODE_ERRORS, decode_image_bytes
-from fcnlab.engine.visualize import overlay
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.files import mask_image
 from fcnlab.infer.memory import MIB, ImageHeader, is_out_of_memory, plan_image
 from fcnlab.infer.predictor import Predictor
-from fcnlab.serve import (
+from fcnlab.masks import overlay
+from fcnlab.serve.settings import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_PIXELS,
@@ -94,7 +94,7 @@ def create_app(
 ) -> FastAPI:
     """The demo app serving ``predictor``, shared by all requests; see the module docstring."""
     limits = Limits(max_bytes, max_pixels, max_concurrent, read_timeout, max_memory)
-    segmenter = Segmenter(predictor)
+    handler = UploadHandler(predictor)
     page = resources.files("fcnlab.serve").joinpath("static/index.html").read_text("utf-8")
     app = FastAPI(title="fcnlab demo", summary=f"Semantic segmentation with {predictor.card.name}")
     install_handlers(app)
@@ -120,7 +120,7 @@ def create_app(
             name, data = await read_upload(request, limits.max_bytes, limits.read_timeout)
             header = check_pixels(data, name, limits.max_pixels)
             tile = plan_tile(predictor, header, limits.max_memory, name, want_json)
-            result = await run_in_threadpool(segmenter, data, name, want_json, tile)
+            result = await run_in_threadpool(handler, data, name, want_json, tile)
         finally:
             busy.leave()
         if want_json:
@@ -136,7 +136,7 @@ def health_of(predictor: Predictor, limits: Limits, busy: int) -> dict[str, Any]
     return {
         "status": "ok",
         "model": card.name,
-        "path": predictor.path,
+        "backend": predictor.backend,
         "classes": list(card.classes),
         "palette": [list(c) for c in card.palette],
         "max_bytes": limits.max_bytes,
@@ -185,7 +185,7 @@ def plan_tile(
         raise HTTPException(413, str(error)) from None
 
 
-class Segmenter:
+class UploadHandler:
     """Decode, predict and encode one upload at a time; callable from any thread."""
 
     def __init__(self, predictor: Predictor) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.memory import MIB, max_pixels_for
 from fcnlab.infer.predictor import Predictor
-from fcnlab.serve import (
+from fcnlab.serve.settings import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_PIXELS,

@@ -16,14 +16,14 @@ from pathlib import Path
 from fcnlab.errors import FcnlabError
 from fcnlab.infer.memory import set_decode_limit
 from fcnlab.infer.predictor import Predictor
-from fcnlab.serve import (
+from fcnlab.serve.app import create_app
+from fcnlab.serve.settings import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_MEMORY_MB,
     DEFAULT_READ_TIMEOUT,
     missing_extra,
 )
-from fcnlab.serve.app import create_app
 
 try:
     import uvicorn
@@ -38,7 +38,7 @@ def run_server(
     model_file: str | Path,
     host: str = "127.0.0.1",
     port: int = 8000,
-    path: str = "auto",
+    backend: str = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int | None = None,
     log_level: str = "info",
@@ -47,14 +47,16 @@ def run_server(
     read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> None:
     """Load ``model_file`` (checkpoint, ``.onnx`` or ``.ts``) once and serve the demo until
-    interrupted; ``path`` picks how a checkpoint runs (see :meth:`Predictor.load`).
+    interrupted; ``backend`` picks how a checkpoint runs (see :meth:`Predictor.load`).
 
     ``max_memory_mb`` bounds uploads plus one image's inference and sets the pixel limit
     (:func:`~fcnlab.serve.limits.limits_for_budget`); an explicit ``max_pixels`` over what it
     allows is refused.
     """
     check_port(port)
-    predictor = Predictor.load(model_file, path=path, report=lambda line: print(line, flush=True))
+    predictor = Predictor.load(
+        model_file, backend=backend, report=lambda line: print(line, flush=True)
+    )
     limits = limits_for_budget(
         predictor, max_memory_mb, max_bytes, max_concurrent, max_pixels, read_timeout
     )
