@@ -189,16 +189,15 @@ def vm(pid: int, field: str) -> float:
 
 
 def tiny_checkpoint(folder: Path) -> Path:
-    from fcnlab.data.classes import DatasetInfo
     from fcnlab.engine.checkpoint import make_checkpoint, save_checkpoint
+    from fcnlab.labels import LabelSpace
     from fcnlab.models import create_model
 
     names = tuple(f"class{i}" for i in range(21))
     palette = tuple((i * 12, i * 5, 255 - i * 12) for i in range(21))
-    info = DatasetInfo("random", names, palette, 255)
+    info = LabelSpace("random", names, palette, 255)
     model = create_model("deeplabv3plus_mobilenet_v2", 21).eval()
-    norm = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    return save_checkpoint(make_checkpoint(model, info, norm, config={}), folder / "model.pt")
+    return save_checkpoint(make_checkpoint(model, info, config={}), folder / "model.pt")
 
 
 def start_server(model: Path, port: int, options: list[str], log: Path) -> subprocess.Popen:

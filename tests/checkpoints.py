@@ -6,13 +6,13 @@ from pathlib import Path
 
 import torch
 
-from fcnlab.data.classes import DatasetInfo
 from fcnlab.engine.checkpoint import make_checkpoint, save_checkpoint
+from fcnlab.labels import LabelSpace
 from fcnlab.models import create_model
 
-INFO = DatasetInfo(
+INFO = LabelSpace(
     name="tiny",
-    class_names=("background", "disc", "square"),
+    classes=("background", "disc", "square"),
     palette=((0, 0, 0), (220, 20, 60), (0, 128, 255)),
     ignore_index=255,
 )
@@ -29,7 +29,7 @@ SMALL = {
 
 def tiny_model(name: str = "deeplabv3plus_mobilenet_v2", seed: int = 0, **kwargs):
     torch.manual_seed(seed)
-    model = create_model(name, len(INFO.class_names), **{**SMALL.get(name, {}), **kwargs})
+    model = create_model(name, len(INFO.classes), **{**SMALL.get(name, {}), **kwargs})
     # Random BN statistics, so folding and export are tested on non-trivial affines.
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -42,5 +42,5 @@ def write_checkpoint(
     path: Path, name: str = "deeplabv3plus_mobilenet_v2", scale: float = 1.0, **kwargs
 ) -> Path:
     model = tiny_model(name, **kwargs)
-    checkpoint = make_checkpoint(model, INFO, NORMALIZATION, config={}, scale=scale)
+    checkpoint = make_checkpoint(model, INFO, config={}, scale=scale)
     return save_checkpoint(checkpoint, path)

@@ -33,7 +33,7 @@ def index_root(tmp_path, files):
 def test_index_masks_with_split_folders(index_root, files):
     train = FolderDataset(index_root, "train")
     assert train.names == ["a", "b"]
-    assert train.info.class_names == ("background", "road", "car")
+    assert train.info.classes == ("background", "road", "car")
     assert train.info.ignore_index == 9
     assert train.info.name == index_root.name
     assert (train.load(0)[1] == files.grid(labels=(0, 2, 9))).all()

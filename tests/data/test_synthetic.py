@@ -29,7 +29,7 @@ def test_identical_every_time_and_different_across_index_split_seed():
 def test_defaults_sizes_and_value_ranges():
     train, val = SyntheticShapes(split="train"), SyntheticShapes(split="val")
     assert (len(train), len(val)) == (64, 16)
-    assert train.info.class_names == ("background", "circle", "square", "triangle")
+    assert train.info.classes == ("background", "circle", "square", "triangle")
     seen = set()
     for index in range(len(val)):
         image, mask = val.load(index)
@@ -39,7 +39,7 @@ def test_defaults_sizes_and_value_ranges():
     assert seen == {0, 1, 2, 3}
     custom = SyntheticShapes(split="test", num_classes=8, size=(40, 50), length=3)
     assert len(custom) == 3 and custom.load(2)[1].shape == (40, 50)
-    assert custom.info.class_names[-1] == "ellipse"
+    assert custom.info.classes[-1] == "ellipse"
     with pytest.raises(IndexError):
         custom.load(3)
 

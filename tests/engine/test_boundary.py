@@ -22,7 +22,7 @@ from fcnlab.engine.checkpoint import make_checkpoint, save_checkpoint
 from fcnlab.engine.metrics import compute_metrics
 from fcnlab.engine.report import write_report
 from fcnlab.errors import FcnlabError
-from tests.checkpoints import NORMALIZATION, tiny_model
+from tests.checkpoints import tiny_model
 
 IGNORE = 255
 # 30 x 40 images have a diagonal of exactly 50 pixels: tolerance 0.1 is 5 px, 0.04 is 2 px.
@@ -256,7 +256,7 @@ def test_cli_eval_boundary_writes_bf(tmp_path) -> None:
     config = {"data": {"name": "synthetic", "options": options}}
     info = synthetic_info(3)
     checkpoint = save_checkpoint(
-        make_checkpoint(tiny_model(), info, NORMALIZATION, config=config), tmp_path / "m.pt"
+        make_checkpoint(tiny_model(), info, config=config), tmp_path / "m.pt"
     )
     out = tmp_path / "eval.json"
     args = ["eval", str(checkpoint), "--precision", "fp32", "--json", str(out)]
@@ -264,7 +264,7 @@ def test_cli_eval_boundary_writes_bf(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
     assert 0 <= metrics["bf"] <= 1 and metrics["bf_tolerance"] == 0.02
-    assert list(metrics["per_class_bf"]) == list(info.class_names)
+    assert list(metrics["per_class_bf"]) == list(info.classes)
     assert "Boundary F1" in result.output
 
     result = runner.invoke(app, args)  # without --boundary: no BF

@@ -34,13 +34,13 @@ BIAS = "head.classifier.bias"
 
 @pytest.fixture(scope="module")
 def valid() -> dict[str, Any]:
-    return make_checkpoint(tiny_model(), INFO, NORMALIZATION, config={})
+    return make_checkpoint(tiny_model(), INFO, config={})
 
 
 @pytest.fixture(scope="module")
 def small() -> dict[str, Any]:
     """An FCN-32s AlexNet checkpoint: 17 tensors, so each hypothesis example is quick."""
-    return make_checkpoint(tiny_model("fcn32s_alexnet"), INFO, NORMALIZATION, config={})
+    return make_checkpoint(tiny_model("fcn32s_alexnet"), INFO, config={})
 
 
 def _copy(value: Any) -> Any:
@@ -320,7 +320,7 @@ def test_state_dict_is_finite_on_the_gpu():
         (
             '{"name": "m", "classes": ["a"], "palette": [[0, 0, 0]], "ignore_index": 255, '
             '"mean": [0, 0, 0], "std": [1, 1, -1]}',
-            "has std -1, but it must be a finite number > 0",
+            "has normalization std -1, but it must be a finite number > 0",
         ),
     ],
 )
@@ -332,7 +332,7 @@ def test_model_cards_from_damaged_json(text, words):
 def test_model_cards_round_trip_and_refuse_bad_checkpoints(valid):
     card = ModelCard.from_checkpoint(valid)
     assert ModelCard.from_json(card.to_json()) == card
-    assert card.classes == INFO.class_names and card.std == tuple(NORMALIZATION["std"])
+    assert card.classes == INFO.classes and card.std == tuple(NORMALIZATION["std"])
     with pytest.raises(FcnlabError, match="has no 'normalization' entry"):
         ModelCard.from_checkpoint(_drop("normalization")(_copy(valid)))
     with pytest.raises(FcnlabError, match="has model 3, but it must be a mapping"):

@@ -36,9 +36,7 @@ SHAPES = ((2, 67, 93), (1, 129, 100))
 
 
 def card(name: str) -> ModelCard:
-    return ModelCard(
-        name, INFO.class_names, INFO.palette, 255, NORMALIZATION["mean"], NORMALIZATION["std"]
-    )
+    return ModelCard(name, INFO.normalized_by(NORMALIZATION["mean"], NORMALIZATION["std"]))
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -73,7 +71,7 @@ def test_cli_export_writes_a_checked_onnx_with_the_model_card(tmp_path, model_fi
     shape = session.get_inputs()[0].shape
     assert isinstance(shape[0], str) and isinstance(shape[2], str) and isinstance(shape[3], str)
     got = read_card(session, str(out))
-    assert got.classes == INFO.class_names and got.palette == INFO.palette
+    assert got.classes == INFO.classes and got.palette == INFO.palette
     assert list(got.mean) == NORMALIZATION["mean"]
     assert not list(out.parent.glob(".*partial"))
 
@@ -163,5 +161,5 @@ def test_an_existing_folder_as_out_receives_the_file_inside(tmp_path, model_file
     assert "Traceback" not in result.output
     written = folder / model_file.with_suffix(".onnx").name
     assert f"exported onnx: {written}" in result.output.replace("\n", "")
-    assert read_card(ort.InferenceSession(str(written)), str(written)).classes == INFO.class_names
+    assert read_card(ort.InferenceSession(str(written)), str(written)).classes == INFO.classes
     assert [p.name for p in folder.iterdir()] == [written.name]  # no partial file left

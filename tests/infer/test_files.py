@@ -59,17 +59,17 @@ def test_masks_have_the_input_size_and_valid_classes(tmp_path, predictor):
         assert mask.mode == "P"
         assert (mask.height, mask.width) == (h, w), stem
         values = np.asarray(mask)
-        assert values.max() < len(INFO.class_names)
+        assert values.max() < len(INFO.classes)
         palette = mask.getpalette()[: 3 * len(INFO.palette)]
         assert palette == [v for colour in INFO.palette for v in colour]
         assert Image.open(out / f"{stem}.overlay.jpg").size == (w, h)
         probs = np.load(out / f"{stem}.probs.npy")
-        assert probs.shape == (len(INFO.class_names), h, w)
+        assert probs.shape == (len(INFO.classes), h, w)
         np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1, atol=2e-2)
         assert (probs.argmax(0) == values).mean() > 0.99
         info = json.loads((out / f"{stem}.json").read_text())
         assert (info["height"], info["width"]) == (h, w)
-        assert set(info["fractions"]) == set(INFO.class_names)
+        assert set(info["fractions"]) == set(INFO.classes)
         assert sum(info["fractions"].values()) == pytest.approx(1.0)
 
 

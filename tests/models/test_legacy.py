@@ -1,4 +1,9 @@
-"""Checkpoints saved before the model-core refactor still load and predict the same masks."""
+"""Checkpoints saved before the model-core refactor still load and predict the same masks.
+
+The fixtures in tests/fixtures/legacy were written by tests/fixtures/make_legacy.py as of
+commit ec979bb (two small models with random weights and moved BN statistics, an image, and
+the masks that fcnlab predicted for it then); the script used that day's API and is gone.
+"""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def test_health_describes_the_loaded_model(client, predictor):
     assert body["status"] == "ok"
     assert body["model"] == predictor.card.name == "deeplabv3plus_mobilenet_v2"
     assert body["backend"] == "eager"
-    assert body["classes"] == list(INFO.class_names)
+    assert body["classes"] == list(INFO.classes)
     assert body["palette"] == [list(c) for c in predictor.card.palette]
 
 

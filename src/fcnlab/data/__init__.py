@@ -2,7 +2,7 @@
 
 ``build_dataset(name, root, split, transform, **options)`` is the one entry point the engine
 and CLI use; ``name`` is one of :data:`DATASETS`. Every dataset returns
-``(image, int64 HxW mask)`` pairs and carries ``info`` (a :class:`DatasetInfo`). Options are
+``(image, int64 HxW mask)`` pairs and carries ``info`` (a :class:`LabelSpace`). Options are
 checked against the dataset constructor's annotations (:func:`fcnlab.data.options.check_options`).
 """
 
@@ -16,7 +16,7 @@ from fcnlab.data.check import (
     format_report,
     median_frequency_weights,
 )
-from fcnlab.data.classes import CAMVID_INFO, VOC_INFO, DatasetInfo
+from fcnlab.data.classes import CAMVID_INFO, VOC_INFO, LabelSpace
 from fcnlab.data.datasets import (
     CamVidDataset,
     FolderDataset,
@@ -34,8 +34,8 @@ __all__ = [
     "VOC_INFO",
     "CamVidDataset",
     "DataReport",
-    "DatasetInfo",
     "FolderDataset",
+    "LabelSpace",
     "SegmentationDataset",
     "SyntheticShapes",
     "VOCDataset",

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from fcnlab.data.build import build_dataset
-from fcnlab.data.classes import DatasetInfo
 from fcnlab.data.datasets.base import SegmentationDataset
 from fcnlab.errors import FcnlabError
+from fcnlab.labels import LabelSpace
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DataReport:
     sizes: dict[tuple[int, int], int]
     class_histogram: np.ndarray
     problems: list[str] = field(default_factory=list)
-    info: DatasetInfo | None = None
+    info: LabelSpace | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,7 +77,7 @@ def check_dataset(name: str, root: str | Path | None, split: str, **options: obj
     )
 
 
-def format_report(report: DataReport, info: DatasetInfo) -> str:
+def format_report(report: DataReport, info: LabelSpace) -> str:
     """A readable summary: sample count, sizes, a per-class pixel table and the problems."""
     lines = [f"samples: {report.num_samples}"]
     if report.sizes:
@@ -86,9 +86,9 @@ def format_report(report: DataReport, info: DatasetInfo) -> str:
         for (h, w), count in sorted(report.sizes.items(), key=lambda kv: -kv[1])[:10]:
             lines.append(f"  {h}x{w}: {count}")
     total = max(int(report.class_histogram.sum()), 1)
-    width = max(len(n) for n in (*info.class_names, "ignored"))
+    width = max(len(n) for n in (*info.classes, "ignored"))
     lines.append(f"{'index':>5}  {'class':<{width}}  {'pixels':>14}  {'share':>7}")
-    labels = [*enumerate(info.class_names), (info.ignore_index, "ignored")]
+    labels = [*enumerate(info.classes), (info.ignore_index, "ignored")]
     for (index, class_name), pixels in zip(labels, report.class_histogram.tolist(), strict=True):
         share = 100.0 * pixels / total
         lines.append(f"{index:>5}  {class_name:<{width}}  {pixels:>14,}  {share:>6.2f}%")

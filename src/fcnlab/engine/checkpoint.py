@@ -3,8 +3,9 @@
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts only:
 
 - ``fcnlab``: format version; ``model``: the ``create_model`` arguments; ``state_dict``;
-- ``classes``, ``palette``, ``ignore_index``, ``normalization`` ({"mean", "std"}), ``scale``
-  (the resolution the model works at, relative to the images);
+- the label space (:meth:`fcnlab.labels.LabelSpace.to_fields`): ``dataset``, ``classes``,
+  ``palette``, ``ignore_index``, ``normalization`` ({"mean", "std"}); ``scale`` (the
+  resolution the model works at, relative to the images);
 - ``config``: the resolved experiment config; ``versions``; ``metrics`` (last validation);
 - ``train_state`` (``last`` only): step, epoch, best mIoU, optimizer, scaler and RNG states.
 
@@ -28,8 +29,8 @@ import torchvision
 from torch import nn
 
 from fcnlab import __version__
-from fcnlab.data.classes import DatasetInfo
 from fcnlab.errors import FcnlabError
+from fcnlab.labels import LabelSpace
 from fcnlab.models import Segmenter, create_model, list_models
 from fcnlab.models.options import ModelOptions
 from fcnlab.serialization import (
@@ -37,9 +38,6 @@ from fcnlab.serialization import (
     expect_entry,
     expect_int,
     expect_number,
-    expect_palette,
-    expect_str_list,
-    expect_triple,
     read_torch_file,
     shown,
 )
@@ -51,8 +49,7 @@ MODEL_ARGS = ModelOptions.arg_names()
 
 def make_checkpoint(
     model: Segmenter,
-    info: DatasetInfo,
-    normalization: dict[str, list[float]],
+    labels: LabelSpace,
     config: dict[str, Any],
     scale: float = 1.0,
     metrics: dict[str, Any] | None = None,
@@ -62,11 +59,7 @@ def make_checkpoint(
         "fcnlab": FORMAT_VERSION,
         "model": dict(model.args),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "classes": list(info.class_names),
-        "palette": [list(c) for c in info.palette],
-        "ignore_index": info.ignore_index,
-        "dataset": info.name,
-        "normalization": {k: list(v) for k, v in normalization.items()},
+        **labels.to_fields(),
         "scale": scale,
         "config": config,
         "versions": {
@@ -113,16 +106,12 @@ def check_checkpoint(checkpoint: Any, source: str = "the checkpoint") -> dict[st
     _check_version(expect_entry(checkpoint, "fcnlab", source), source)
     args = _check_model_args(expect_entry(checkpoint, "model", source), source)
     _check_state_dict(expect_entry(checkpoint, "state_dict", source), source)
-    _check_label_space(checkpoint, source)
-    if args["num_classes"] != len(checkpoint["classes"]):
+    labels = LabelSpace.from_fields(checkpoint, source)
+    if args["num_classes"] != labels.num_classes:
         raise FcnlabError(
-            f"{source} lists {len(checkpoint['classes'])} classes but its model has "
+            f"{source} lists {labels.num_classes} classes but its model has "
             f"num_classes {args['num_classes']}; the class list does not fit the head."
         )
-    norm = expect_dict(expect_entry(checkpoint, "normalization", source), "normalization", source)
-    where = f"{source}'s normalization"
-    expect_triple(expect_entry(norm, "mean", where), "normalization mean", source)
-    expect_triple(expect_entry(norm, "std", where), "normalization std", source, positive=True)
     expect_number(expect_entry(checkpoint, "scale", source), "scale", source, positive=True)
     _check_optional(checkpoint, source)
     return checkpoint
@@ -169,21 +158,6 @@ def _check_state_dict(state: Any, source: str) -> None:
             f"{source} holds non-finite weights ({_values(non_finite_count(state))}); it comes "
             "from a diverged run, so use an earlier checkpoint or lower the learning rate."
         )
-
-
-def _check_label_space(checkpoint: dict[str, Any], source: str) -> DatasetInfo:
-    classes = expect_str_list(expect_entry(checkpoint, "classes", source), "classes", source)
-    palette = expect_entry(checkpoint, "palette", source)
-    expect_palette(palette, "palette", source, len(classes))
-    expect_int(expect_entry(checkpoint, "ignore_index", source), "ignore_index", source)
-    if "dataset" in checkpoint and not isinstance(checkpoint["dataset"], str):
-        raise FcnlabError(
-            f"{source} has dataset {shown(checkpoint['dataset'])}, not a name; it is damaged."
-        )
-    try:
-        return dataset_info(checkpoint)
-    except FcnlabError as err:
-        raise FcnlabError(f"{source} has an inconsistent label space: {err}") from None
 
 
 def _check_optional(checkpoint: dict[str, Any], source: str) -> None:
@@ -291,10 +265,6 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     model.load_state_dict(state)
 
 
-def dataset_info(checkpoint: dict[str, Any]) -> DatasetInfo:
-    return DatasetInfo(
-        name=checkpoint.get("dataset", "checkpoint"),
-        class_names=tuple(checkpoint["classes"]),
-        palette=tuple(tuple(c) for c in checkpoint["palette"]),
-        ignore_index=checkpoint["ignore_index"],
-    )
+def label_space(checkpoint: dict[str, Any], source: str = "the checkpoint") -> LabelSpace:
+    """The checkpoint's label space (classes, palette, ignore label, normalisation)."""
+    return LabelSpace.from_fields(checkpoint, source)

@@ -113,13 +113,13 @@ def evaluate(
     matrix.all_reduce()
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(loss_sum)
-    metrics = matrix.compute(list(info.class_names))
+    metrics = matrix.compute(list(info.classes))
     if bf is not None:
         bf.all_reduce()
         scores = bf.compute()
         metrics["bf"] = scores["bf"]
         metrics["bf_image"] = scores["bf_image"]
-        metrics["per_class_bf"] = per_class_dict(scores["per_class"], list(info.class_names))
+        metrics["per_class_bf"] = per_class_dict(scores["per_class"], list(info.classes))
         metrics["bf_tolerance"] = scores["tolerance"]
     if loss_fn is not None:
         metrics["loss"] = float(loss_sum[0] / loss_sum[1].clamp(min=1))

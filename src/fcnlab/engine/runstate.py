@@ -15,7 +15,7 @@ import torch
 from fcnlab.config import config_to_dict
 from fcnlab.engine import distributed
 from fcnlab.engine.checkpoint import load_checkpoint, load_weights, make_checkpoint, save_checkpoint
-from fcnlab.engine.setup import NORMALIZATION, Run
+from fcnlab.engine.setup import Run
 from fcnlab.errors import FcnlabError
 
 
@@ -33,7 +33,6 @@ def checkpoint_of(run: Run, metrics=None, train_state=None) -> dict:
     return make_checkpoint(
         run.net,
         run.info,
-        NORMALIZATION,
         config_to_dict(run.cfg),
         run.cfg.data.scale,
         metrics=metrics,

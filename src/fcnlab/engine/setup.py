@@ -19,9 +19,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from fcnlab.config import ExperimentConfig
 from fcnlab.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DatasetInfo,
+    LabelSpace,
     SegmentationDataset,
     build_dataset,
     eval_transforms,
@@ -83,7 +81,7 @@ class Run:
     train_set: SeededDataset
     sampler: DistributedSampler
     val_set: SegmentationDataset
-    info: DatasetInfo
+    info: LabelSpace
     log: MetricsLog | None
     guard: FiniteGuard
     precision: PrecisionChoice  # train.precision resolved for this device (auto -> ...)
@@ -107,9 +105,6 @@ class Run:
             persistent_workers=False,
             generator=generator,
         )
-
-
-NORMALIZATION = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
 
 def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
@@ -185,17 +180,18 @@ def _datasets(cfg: ExperimentConfig) -> tuple[SegmentationDataset, SegmentationD
         tuple(data.scale_range),
         data.hflip,
         data.color_jitter,
-        IMAGENET_MEAN,
-        IMAGENET_STD,
+        probe.info.mean,
+        probe.info.std,
         ignore,
         base_scale=data.scale,
     )
     probe.transform = train_tf
-    val_set = build_dataset(data.name, data.root, data.val_split, eval_transforms(), **data.options)
+    val_tf = eval_transforms(probe.info.mean, probe.info.std)
+    val_set = build_dataset(data.name, data.root, data.val_split, val_tf, **data.options)
     return probe, val_set
 
 
-def _model(cfg: ExperimentConfig, info: DatasetInfo, ctx: Context) -> Segmenter:
+def _model(cfg: ExperimentConfig, info: LabelSpace, ctx: Context) -> Segmenter:
     m = cfg.model
     net = create_model(
         m.name,

@@ -1,6 +1,6 @@
 """The dataset contract every fcnlab dataset follows, and its file-backed implementation.
 
-A :class:`SegmentationDataset` has ``info`` (a :class:`DatasetInfo`), ``names`` (one stem per
+A :class:`SegmentationDataset` has ``info`` (a :class:`LabelSpace`), ``names`` (one stem per
 sample), ``load(i) -> (PIL RGB image, HxW mask array)`` returning the raw, checked pair, and
 ``dataset[i] -> (image, mask)`` after ``transform``: the pair goes in as
 ``(tv_tensors.Image uint8 3xHxW, tv_tensors.Mask HxW)`` and the mask always comes out as an
@@ -29,9 +29,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from fcnlab.data.classes import DatasetInfo
 from fcnlab.data.decode import check_labels, check_sizes, read_image, read_mask
 from fcnlab.errors import FcnlabError
+from fcnlab.labels import LabelSpace
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[Any, Any]]
 
@@ -63,7 +63,7 @@ def as_label_tensor(mask: Any) -> torch.Tensor:
 class SegmentationDataset(Dataset):
     """Base class: subclasses set ``info``, ``names`` and implement :meth:`load`."""
 
-    info: DatasetInfo
+    info: LabelSpace
     names: list[str]
     transform: Transform | None
     missing: list[str]
@@ -95,7 +95,7 @@ class FileDataset(SegmentationDataset):
     def __init__(
         self,
         samples: Sequence[Sample],
-        info: DatasetInfo,
+        info: LabelSpace,
         transform: Transform | None = None,
         *,
         split: str,

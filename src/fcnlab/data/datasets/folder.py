@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fcnlab.data.classes import Color, DatasetInfo, voc_colormap
+from fcnlab.data.classes import Color, LabelSpace, voc_colormap
 from fcnlab.data.datasets.base import FileDataset, Sample, Transform
 from fcnlab.data.decode import index_by_stem, read_list_file, read_mask
 from fcnlab.errors import FcnlabError
@@ -39,7 +39,7 @@ CLASS_KEYS = ("names", "colors", "ignore_index", "ignore_color", "name")
 class ClassTable:
     """A parsed classes.yaml: the label space, and the colours that colour masks use."""
 
-    info: DatasetInfo
+    info: LabelSpace
     colors: tuple[Color, ...] | None
     ignore_color: Color | None
 
@@ -155,7 +155,7 @@ def parse_class_table(data: Any, path: Path, default_name: str = "folder") -> Cl
                 f"{path} uses ignore_color {ignore_color} for a class too; pick another colour."
             )
     palette = colors if colors is not None else voc_colormap(len(names))
-    info = DatasetInfo(str(data.get("name", default_name)), tuple(names), palette, ignore_index)
+    info = LabelSpace(str(data.get("name", default_name)), tuple(names), palette, ignore_index)
     return ClassTable(info, colors, ignore_color)
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcnlab.data.classes import DatasetInfo
 from fcnlab.data.datasets.base import SegmentationDataset, Transform
 from fcnlab.errors import FcnlabError
+from fcnlab.labels import LabelSpace
 
 SHAPES = ("circle", "square", "triangle", "diamond", "ring", "cross", "ellipse")
 SHAPE_COLORS = (
@@ -32,16 +32,16 @@ MAX_CLASSES = len(SHAPES) + 1
 SPLITS = ("train", "val", "test")
 
 
-def synthetic_info(num_classes: int = 4) -> DatasetInfo:
+def synthetic_info(num_classes: int = 4) -> LabelSpace:
     """The label space of :class:`SyntheticShapes` with ``num_classes`` (background included)."""
     if not 2 <= num_classes <= MAX_CLASSES:
         raise FcnlabError(
             f"synthetic num_classes is {num_classes}; choose 2..{MAX_CLASSES} "
             "(background plus up to 7 shapes)."
         )
-    return DatasetInfo(
+    return LabelSpace(
         name="synthetic",
-        class_names=("background", *SHAPES[: num_classes - 1]),
+        classes=("background", *SHAPES[: num_classes - 1]),
         palette=((0, 0, 0), *SHAPE_COLORS[: num_classes - 1]),
         ignore_index=255,
     )
