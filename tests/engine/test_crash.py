@@ -96,7 +96,8 @@ def test_kill_at_a_random_moment_then_resume(tmp_path, seed):
     time.sleep(random.Random(seed).uniform(0.0, 1.5))
     kill(process)
     checkpoint = load_checkpoint(run_dir / "last.pt")  # whatever the moment, it loads
-    assert checkpoint["train_state"]["step"] % 3 == 0
+    step = checkpoint["train_state"]["step"]
+    assert step % 3 == 0 or step % 20 == 0  # checkpoint_every=3; every validation saves too
     resume_to_the_end(config, run_dir, log)
 
 

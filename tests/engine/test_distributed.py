@@ -85,6 +85,9 @@ class FailingLoss:
             raise RuntimeError(f"injected failure on rank {RANK}")
         return self.loss_fn(out, target)
 
+    def __getattr__(self, name):
+        return getattr(self.loss_fn, name)
+
 
 def capturing_prepare(*args, **kwargs):
     run = original_prepare(*args, **kwargs)

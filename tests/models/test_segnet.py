@@ -48,7 +48,7 @@ class _Unpool(nn.Module):
         return max_unpool(pooled, indices, x.shape[-2:])
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
 @pytest.mark.parametrize("shape", [(2, 4, 1, 1), (1, 3, 97, 131), (3, 2, 8, 6)])
 def test_traced_unpooling_scatter_equals_torch_at_any_size(shape):
     # the traced graph (the scatter that ONNX exports) was recorded at another size

@@ -46,6 +46,11 @@ def train(
 ) -> Path:
     """Train ``cfg`` into its run folder; ``stop_after`` ends early (resumable) at that step."""
     ctx = distributed.setup(cfg.train.device)
+    # train.deterministic switches torch's deterministic mode on for the run, not for the caller
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     try:
         run_dir = run_dir_for(cfg, out)
         fresh = not run_dir.exists()
@@ -68,6 +73,7 @@ def train(
             _finish(run, state)
         return run_dir
     finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         distributed.teardown()
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image
 
@@ -44,7 +46,9 @@ from fcnlab.export.quality import INT8_KEY, Int8Quality, dataset_images, int8_qu
 from fcnlab.export.runners import ModuleRunner, OnnxRunner
 from fcnlab.preprocess import calibration_batch
 
-FORMATS = ("onnx", "onnx-int8", "torchscript")
+ExportFormat = Literal["onnx", "onnx-int8", "torchscript"]
+#: The formats, in the order of :data:`ExportFormat` (derived from it, not a second list).
+FORMATS: tuple[str, ...] = typing.get_args(ExportFormat)
 SUFFIXES = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".ts"}
 MIN_INT8_AGREEMENT = 0.95
 #: Training-split images an int8 export is calibrated on when no folder is given.

@@ -141,9 +141,10 @@ def max_unpool(x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torc
     ``size`` is the pre-pool H, W, so odd sizes come back exactly; every other position is 0.
     While tracing (ONNX, TorchScript) it is written as a scatter, which ONNX exports at dynamic
     sizes (as ScatterElements), unlike ``max_unpool2d``; eager runs use ``max_unpool2d``,
-    about 2x faster on the CPU (the results are identical).
+    about 2x faster on the CPU (the results are identical), unless deterministic algorithms
+    are asked for (``train.deterministic``), which ``max_unpool2d`` does not promise.
     """
-    if not torch.jit.is_tracing():
+    if not torch.jit.is_tracing() and not torch.are_deterministic_algorithms_enabled():
         return F.max_unpool2d(x, indices, 2, 2, output_size=size)
     n, c = x.shape[0], x.shape[1]
     h, w = size[0], size[1]

@@ -5,6 +5,10 @@ name. Stage ``stagek`` has nominal stride ``2**k`` (stage1 = /2 ... stage5 = /32
 network calls it (VGG's pool3, ResNet's layer2, ...). ``feature_info`` lists, shallow to deep,
 each returned stage with its channels and its *actual* stride after dilation, so heads can
 derive their widths and upsampling factors instead of assuming them.
+
+A backbone built with ``pool_indices=True`` (VGG, SegNet-Basic's encoder: what SegNet needs)
+also returns each pool's indices under ``indices_key(stage)`` and its input as ``stage0``, so
+a decoder can unpool every stage back to its exact pre-pool size.
 """
 
 from __future__ import annotations
