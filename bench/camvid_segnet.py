@@ -29,6 +29,7 @@ import yaml
 from benchdoc import machine_line, table, write_section
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from fcnlab.engine.evaluate import evaluate_checkpoint
+from fcnlab.hardware import resolve_precision
 from fcnlab.models.summary import model_stats
 
 PAPER = [
@@ -52,6 +53,12 @@ def latency_ms(model: torch.nn.Module, size: tuple[int, int], repeats: int) -> f
             model(x)
             times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def _precision(setting: str) -> str:
+    """What the run trained in on this machine (``auto`` resolved as training resolved it)."""
+    resolved = resolve_precision(setting, torch.device("cpu")).precision
+    return f"{resolved} ({setting})" if setting == "auto" else resolved
 
 
 def measure(run_dir: Path, repeats: int) -> tuple[list[str], list[str]]:
@@ -79,7 +86,7 @@ def measure(run_dir: Path, repeats: int) -> tuple[list[str], list[str]]:
         f"{stats.params / 1e6:.2f}",
         f"{stats.gflops:.1f}",
         f"{ms:.0f}",
-        cfg["train"]["precision"],
+        _precision(cfg["train"]["precision"]),
     ]
     print(" | ".join(quality + cost[1:]), flush=True)
     return quality, cost
@@ -102,7 +109,8 @@ def main() -> None:
             f"and time budget ({', '.join(sorted(budgets))} per model, one after the other on "
             f"this machine), `configs/camvid_bench_<model>.yaml`; `best.pt` evaluated on val "
             "(101 images) at full label resolution. BF = boundary F1 at 0.75% of the diagonal, "
-            "mean over classes / mean over images (SegNet's averaging). Machine: "
+            "mean over classes / mean over images (SegNet's averaging; equal here because every "
+            "CamVid val image holds all 11 classes). Machine: "
             f"{machine_line()}.",
             f"Command: `python bench/camvid_segnet.py {runs}`",
             table(
