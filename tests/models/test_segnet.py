@@ -101,13 +101,14 @@ def test_segnet_basic_is_the_papers_small_network():
     assert model.args["output_stride"] == 16 and model.size_divisor == 1
 
 
-def test_segnet_vgg16_takes_a_torchvision_vgg16_state_dict(tmp_path):
-    reference = torchvision.models.vgg16_bn(weights=None)
+@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn"])
+def test_segnet_vgg16_takes_a_torchvision_vgg16_state_dict(tmp_path, name):
+    reference = getattr(torchvision.models, name)(weights=None)
     with torch.no_grad():
-        reference.features[1].running_mean.uniform_()
-    path = tmp_path / "vgg16_bn.pth"
+        reference.features[0].weight.mul_(3.0)
+    path = tmp_path / f"{name}.pth"
     torch.save(reference.state_dict(), path)
-    model = fcnlab.create_model("segnet_vgg16_bn", 5, backbone_weights=path)
+    model = fcnlab.create_model(f"segnet_{name}", 5, backbone_weights=path)
     ours = model.backbone.features.state_dict()
     theirs = reference.features.state_dict()
     assert ours.keys() == theirs.keys()
