@@ -89,7 +89,7 @@ class ModelConfig(ModelOptions):
 
     _key: typing.ClassVar[str] = "model"
     _what: typing.ClassVar[str] = ""
-    name: Annotated[str, ModelName()] = "deeplabv3plus_mobilenet_v2"
+    name: Annotated[str, ModelName()] = "deeplabv3plus_mobilenet_v2"  # <arch>_<backbone>
     backbone_weights: str | None = None  # None, "imagenet" or a path to a state dict
     init_from: str | None = None  # checkpoint or state dict (staged FCN training)
 
@@ -97,10 +97,10 @@ class ModelConfig(ModelOptions):
 @dataclass
 class DataConfig(Section):
     _key: typing.ClassVar[str] = "data"
-    name: Literal["voc", "camvid", "folder", "synthetic"] = "synthetic"
-    root: str | None = None
-    train_split: str = "train"
-    val_split: str = "val"
+    name: Literal["voc", "camvid", "folder", "synthetic"] = "synthetic"  # the dataset's kind
+    root: str | None = None  # the dataset folder (synthetic needs none)
+    train_split: str = "train"  # the split trained on
+    val_split: str = "val"  # the split validated on (and eval's default)
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific options
     #: The resolution the model works at, relative to the images.
     scale: Annotated[float, Range(0, 4, open_low=True)] = 1.0
@@ -109,11 +109,11 @@ class DataConfig(Section):
     )  # H, W after scaling
     scale_range: Annotated[list[PositiveFloat], Length(2), Ascending()] = field(
         default_factory=lambda: [0.5, 2.0]
-    )
-    hflip: bool = True
-    color_jitter: UnitFloat = 0.0
-    batch_size: PositiveInt = 8
-    eval_batch_size: PositiveInt = 1
+    )  # training images are resized by a random factor in [low, high]
+    hflip: bool = True  # random horizontal flips in training
+    color_jitter: UnitFloat = 0.0  # brightness/contrast/saturation strength; 0 is off
+    batch_size: PositiveInt = 8  # training images per micro-batch (per process)
+    eval_batch_size: PositiveInt = 1  # validation images per batch
     workers: Annotated[int, Range(0, 64)] = 0  # loader processes; 0 loads in the training process
 
 
@@ -124,30 +124,32 @@ class TrainConfig(Section):
     #: Train for this long (e.g. 60m): the LR schedule follows the share of the budget spent,
     #: the final validation fits inside it, and the run stops at it.
     time_budget: Annotated[str, Duration()] | None = None
-    optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: PositiveFloat = 0.002
+    optimizer: Literal["sgd", "adamw"] = "adamw"  # SGD with momentum, or AdamW
+    lr: PositiveFloat = 0.002  # peak learning rate (after warm-up)
     backbone_lr_mult: NonNegativeFloat = 1.0  # e.g. 0.1 for a pretrained backbone
-    momentum: Annotated[float, Range(0, 1, open_high=True)] = 0.9
-    weight_decay: NonNegativeFloat = 1e-4
-    warmup_steps: NonNegativeInt = 0
-    poly_power: NonNegativeFloat = 0.9
+    momentum: Annotated[float, Range(0, 1, open_high=True)] = 0.9  # SGD only
+    weight_decay: NonNegativeFloat = 1e-4  # not applied to norm weights and biases
+    warmup_steps: NonNegativeInt = 0  # linear warm-up steps before the poly decay
+    poly_power: NonNegativeFloat = 0.9  # lr * (1 - progress) ** poly_power
+    #: Loss weight per class: median-frequency weights from the training labels, a list
+    #: with one weight per class, or none (all 1).
     class_weights: Literal["median_frequency"] | list[NonNegativeFloat] | None = None
-    aux_weight: NonNegativeFloat = 0.4
+    aux_weight: NonNegativeFloat = 0.4  # weight of the auxiliary head's loss (model.aux)
     #: auto (bf16 where the CPU/GPU has native bf16, fp16 on GPUs without it, else fp32),
     #: fp32, bf16 (CPU and GPU) or fp16 (GPU, with a grad scaler); see fcnlab.hardware.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: bool = False
-    grad_accum: PositiveInt = 1
-    grad_clip: PositiveFloat | None = None
-    seed: NonNegativeInt = 0
-    deterministic: bool = False
-    device: Annotated[Literal["auto", "cpu", "cuda"], Available()] = "auto"
-    val_every: PositiveInt = 50
-    log_every: PositiveInt = 10
-    checkpoint_every: PositiveInt = 50
-    log_format: Literal["jsonl", "csv"] = "jsonl"
-    tensorboard: bool = False
-    report_samples: Annotated[int, Range(0, 64)] = 4
+    channels_last: bool = False  # train in the channels-last memory format
+    grad_accum: PositiveInt = 1  # micro-batches per optimizer step
+    grad_clip: PositiveFloat | None = None  # clip the gradient norm to this (none: off)
+    seed: NonNegativeInt = 0  # seeds the model init, the sampler and the augmentation
+    deterministic: bool = False  # ask torch for deterministic algorithms
+    device: Annotated[Literal["auto", "cpu", "cuda"], Available()] = "auto"  # auto: CUDA if any
+    val_every: PositiveInt = 50  # validate (and write last.pt, maybe best.pt) this often
+    log_every: PositiveInt = 10  # log every this many steps
+    checkpoint_every: PositiveInt = 50  # also write last.pt every this many steps
+    log_format: Literal["jsonl", "csv"] = "jsonl"  # csv: metrics.csv beside metrics.jsonl
+    tensorboard: bool = False  # also write TensorBoard logs (needs fcnlab[tensorboard])
+    report_samples: Annotated[int, Range(0, 64)] = 4  # sample predictions in the report
     #: At the end (CLI), write best.int8.onnx beside best.pt: calibrated on the training
     #: split, its val mIoU delta recorded; `--backend auto` may use it (needs fcnlab[onnx]).
     int8_companion: bool = True
@@ -157,7 +159,7 @@ class TrainConfig(Section):
 class ExperimentConfig(Section):
     """Defaults = configs/quickstart.yaml, so ``fcnlab train`` alone runs the quickstart."""
 
-    experiment: str = "quickstart"
+    experiment: str = "quickstart"  # the run's name: runs/<experiment>/
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

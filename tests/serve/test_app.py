@@ -244,3 +244,67 @@ def test_a_missing_serve_extra_names_the_install_command(monkeypatch):
     monkeypatch.delitem(sys.modules, "fcnlab.serve.server", raising=False)
     with pytest.raises(FcnlabError, match=r"pip install 'fcnlab\[serve\]'"):
         from fcnlab.serve import run_server  # noqa: F401
+
+
+# --- the demo page's extras: the decoded image, the explain view ------------------------------
+
+
+def test_health_says_whether_explain_is_available(client):
+    assert client.get("/health").json()["explain"] is True
+
+
+def test_json_answer_can_carry_the_decoded_image(client, make_png):
+    response = post(client, make_png(37, 53), format="json", image="true")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"classes", "palette", "fractions", "width", "height", "overlay", "mask",
+                         "image"}  # fmt: skip
+    assert body["image"].startswith("data:image/jpeg;base64,")
+    image = Image.open(BytesIO(base64.b64decode(body["image"].split(",", 1)[1])))
+    assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (37, 53))
+
+
+def test_explain_answers_the_figures_of_the_upload(client, predictor, make_png):
+    response = client.post("/explain", files={"file": ("street.png", make_png(40, 30))})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["family"]) == (predictor.card.name, "deeplab")
+    assert (body["width"], body["height"]) == (body["explained_width"], body["explained_height"])
+    names = [f["name"] for f in body["figures"]]
+    assert names == ["prediction", "aspp_branches", "aspp_summary", "decoder_low_level"]
+    for figure in body["figures"]:
+        assert figure["title"] and figure["caption"]
+        assert decode_data_url(figure["image"]).format == "PNG"
+    assert set(body["summary"]["deeplab"]["branches"]) == {
+        "1x1", "3x3 rate 6", "3x3 rate 12", "3x3 rate 18", "image pooling"
+    }  # fmt: skip
+    assert body["summary"]["deeplab"]["residual"] < 1e-4
+
+
+def test_explain_shrinks_large_uploads(client, make_png):
+    from fcnlab.serve.explain import EXPLAIN_MAX_SIDE
+
+    response = client.post("/explain", files={"file": ("big.png", make_png(1100, 40))})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (1100, 40)
+    assert body["explained_width"] == EXPLAIN_MAX_SIDE and body["explained_height"] < 40
+
+
+def test_explain_refuses_bad_uploads_like_predict(client, strict, make_png):
+    notes = client.post("/explain", files={"file": ("notes.txt", b"plain text")})
+    assert notes.status_code == 415 and "'notes.txt' is not an image" in notes.json()["detail"]
+    big = strict.post("/explain", files={"file": ("big.png", bytes(100_000))})
+    assert big.status_code == 413
+    assert client.post("/explain", data={"other": "x"}).status_code == 422
+
+
+def test_explain_of_an_exported_model_is_501(predictor, make_png):
+    from fcnlab.infer import Predictor
+
+    exported = Predictor(predictor.runner, predictor.card, source="model.onnx")
+    with TestClient(create_app(exported)) as client:
+        assert client.get("/health").json()["explain"] is False
+        response = client.post("/explain", files={"file": ("a.png", make_png(8, 8))})
+    assert response.status_code == 501
+    assert "explain needs the fcnlab checkpoint (.pt)" in response.json()["detail"]

@@ -2,8 +2,9 @@
 
 Every command is registered here and only here, in help order, from the modules that define
 them as plain functions: :mod:`fcnlab.cli.deploy` (predict, export, serve),
-:mod:`fcnlab.cli.bench` (bench) and :mod:`fcnlab.cli.train` (models, summary, train, eval,
-report, data check). Each is wrapped in :func:`~fcnlab.cli.base.user_errors` on the way in.
+:mod:`fcnlab.cli.explain` (explain), :mod:`fcnlab.cli.bench` (bench) and
+:mod:`fcnlab.cli.train` (models, summary, train, eval, report, data check). Each is wrapped
+in :func:`~fcnlab.cli.base.user_errors` on the way in.
 The library packages never import this one; it imports them.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 import typer
 
-from fcnlab.cli import bench, deploy, train
+from fcnlab.cli import bench, deploy, explain, train
 from fcnlab.cli.base import app, parse_size, user_errors
 
 #: ``fcnlab NAME``: every top-level command, in help order.
@@ -21,6 +22,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("predict", deploy.predict),
     ("export", deploy.export),
     ("serve", deploy.serve),
+    ("explain", explain.explain_command),
     ("bench", bench.bench_command),
     ("models", train.models),
     ("summary", train.summary),

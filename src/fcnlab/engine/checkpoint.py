@@ -28,7 +28,7 @@ import torch
 import torchvision
 from torch import nn
 
-from fcnlab import __version__
+from fcnlab._version import __version__
 from fcnlab.errors import FcnlabError
 from fcnlab.labels import LabelSpace
 from fcnlab.models import Segmenter, create_model, list_models

@@ -4,14 +4,18 @@ Routes:
 
 - ``GET /``: the demo page (plain HTML and vanilla JS, no external assets).
 - ``GET /health``: ``{"status": "ok", "model", "backend", "classes", "palette", "max_bytes",
-  "max_pixels", "max_concurrent", "read_timeout", "max_memory_mb", "busy"}`` once the model is
-  loaded; it never waits for predictions.
+  "max_pixels", "max_concurrent", "read_timeout", "max_memory_mb", "busy", "explain"}`` once
+  the model is loaded (``explain``: whether ``POST /explain`` can answer); it never waits for
+  predictions.
 - ``POST /predict``: the image in the multipart form field ``file``. Answers the mask as an
   indexed PNG (mode ``P``: pixel values are class indices, the palette the class colours; a
   16-bit grey PNG of indices for more than 256 classes), or with ``?format=json``:
   ``{"width", "height", "classes", "palette", "fractions", "overlay", "mask"}`` where
   ``fractions`` maps each class name to its share of the pixels and ``overlay``/``mask`` are
-  ``data:image/png;base64,...`` URLs.
+  ``data:image/png;base64,...`` URLs; ``&image=true`` adds ``image``, the decoded upload as
+  the model saw it (upright RGB, a JPEG data URL), for showing it next to the mask.
+- ``POST /explain``: the image in the field ``file``; answers the explain figures
+  (:mod:`fcnlab.serve.explain`) as JSON, or 501 when the demo serves an exported model.
 
 Errors answer JSON ``{"detail": "<one sentence>"}`` (:mod:`fcnlab.serve.errors`): 413 for an
 upload over ``max_bytes`` (checked on ``Content-Length`` first, then on the bytes actually
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Callable
 from importlib import resources
 from importlib.util import find_spec
 from io import BytesIO
@@ -61,6 +66,7 @@ if find_spec("python_multipart") is None and find_spec("multipart") is None:
     raise missing_extra()
 
 from fcnlab.serve.errors import detail, install_handlers
+from fcnlab.serve.explain import ExplainView
 from fcnlab.serve.limits import Limits
 from fcnlab.serve.upload import read_upload
 
@@ -94,7 +100,7 @@ def create_app(
 ) -> FastAPI:
     """The demo app serving ``predictor``, shared by all requests; see the module docstring."""
     limits = Limits(max_bytes, max_pixels, max_concurrent, read_timeout, max_memory)
-    handler = UploadHandler(predictor)
+    handler = UploadHandler(predictor, ExplainView(predictor.source))
     page = resources.files("fcnlab.serve").joinpath("static/index.html").read_text("utf-8")
     app = FastAPI(title="fcnlab demo", summary=f"Semantic segmentation with {predictor.card.name}")
     install_handlers(app)
@@ -106,12 +112,13 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:  # async: answered on the event loop, never queued
-        return health_of(predictor, limits, busy.active)
+        return {**health_of(predictor, limits, busy.active), "explain": handler.can_explain}
 
     @app.post("/predict", response_class=Response, openapi_extra=_UPLOAD_BODY)
     async def predict(
         request: Request,
         response_format: Annotated[Literal["png", "json"], Query(alias="format")] = "png",
+        with_image: Annotated[bool, Query(alias="image")] = False,
     ) -> Response:
         if not busy.enter():
             return busy.refusal()
@@ -120,12 +127,26 @@ def create_app(
             name, data = await read_upload(request, limits.max_bytes, limits.read_timeout)
             header = check_pixels(data, name, limits.max_pixels)
             tile = plan_tile(predictor, header, limits.max_memory, name, want_json)
-            result = await run_in_threadpool(handler, data, name, want_json, tile)
+            result = await run_in_threadpool(handler, data, name, want_json, tile, with_image)
         finally:
             busy.leave()
         if want_json:
             return JSONResponse(result)
         return Response(result["mask_png"], media_type="image/png")
+
+    @app.post("/explain", openapi_extra=_UPLOAD_BODY)
+    async def explain(request: Request) -> JSONResponse:
+        if not handler.can_explain:
+            return detail(handler.explain_view.unavailable(), 501)
+        if not busy.enter():
+            return busy.refusal()
+        try:
+            name, data = await read_upload(request, limits.max_bytes, limits.read_timeout)
+            check_pixels(data, name, limits.max_pixels)
+            result = await run_in_threadpool(handler.explain, data, name)
+        finally:
+            busy.leave()
+        return JSONResponse(result)
 
     return app
 
@@ -186,20 +207,38 @@ def plan_tile(
 
 
 class UploadHandler:
-    """Decode, predict and encode one upload at a time; callable from any thread."""
+    """Decode, predict (or explain) and encode one upload at a time; callable from any
+    thread. Explaining shares the lock, so it never runs beside a prediction."""
 
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, explain_view: ExplainView | None = None) -> None:
         self.predictor = predictor
+        self.explain_view = explain_view or ExplainView(predictor.source)
         self._lock = threading.Lock()
 
+    @property
+    def can_explain(self) -> bool:
+        return self.explain_view.available
+
     def __call__(
-        self, data: bytes, name: str, want_json: bool, tile: tuple[int, int] | None = None
+        self,
+        data: bytes,
+        name: str,
+        want_json: bool,
+        tile: tuple[int, int] | None = None,
+        with_image: bool = False,
     ) -> dict[str, Any]:
         """``{"mask_png": bytes}``, or the JSON answer of ``/predict`` when ``want_json``;
         503 when the allocator runs out of memory."""
+        return self._locked(name, lambda: self._segment(data, name, want_json, tile, with_image))
+
+    def explain(self, data: bytes, name: str) -> dict[str, Any]:
+        """The JSON answer of ``/explain``; 503 when the allocator runs out of memory."""
+        return self._locked(name, lambda: self.explain_view(decode_image_bytes(data, name)))
+
+    def _locked(self, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
             try:
-                return self._segment(data, name, want_json, tile)
+                return work()
             except (MemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error):
                     raise
@@ -207,7 +246,12 @@ class UploadHandler:
                 raise HTTPException(503, message, {"Retry-After": str(RETRY_AFTER_S)}) from None
 
     def _segment(
-        self, data: bytes, name: str, want_json: bool, tile: tuple[int, int] | None
+        self,
+        data: bytes,
+        name: str,
+        want_json: bool,
+        tile: tuple[int, int] | None,
+        with_image: bool = False,
     ) -> dict[str, Any]:
         card = self.predictor.card
         image = decode_image_bytes(data, name)
@@ -216,7 +260,7 @@ class UploadHandler:
         if not want_json:
             return {"mask_png": mask_png}
         blend = overlay(np.asarray(image), prediction.mask, card.palette, card.ignore_index)
-        return {
+        answer = {
             "width": image.width,
             "height": image.height,
             "classes": list(card.classes),
@@ -225,6 +269,9 @@ class UploadHandler:
             "overlay": data_url(encode_png(Image.fromarray(blend))),
             "mask": data_url(mask_png),
         }
+        if with_image:
+            answer["image"] = data_url(encode_jpeg(image), "image/jpeg")
+        return answer
 
 
 def check_pixels(data: bytes, name: str, max_pixels: int) -> ImageHeader:
@@ -259,5 +306,11 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def encode_jpeg(image: Image.Image, quality: int = 92) -> bytes:
+    buffer = BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")

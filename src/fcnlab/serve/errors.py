@@ -53,7 +53,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     text = str(error.detail)
     if text == HTTPStatus(error.status_code).phrase:  # Starlette's bare phrase: make a sentence
         text = f"{request.method} {request.url.path} answers {error.status_code} {text}; " + (
-            "the demo serves GET /, GET /health and POST /predict."
+            "the demo serves GET /, GET /health, POST /predict and POST /explain."
         )
     return detail(text, error.status_code, error.headers)
 
