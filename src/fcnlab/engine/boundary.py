@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 from rich.table import Table
 
-from fcnlab.engine.metrics import format_percent
+from fcnlab.engine.metrics import check_label_maps, format_percent
 from fcnlab.errors import FcnlabError
 
 #: SegNet's tolerance: 0.75% of the image diagonal.
@@ -173,40 +173,15 @@ class BoundaryF1:
     def _checked(
         self, pred: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if pred.shape != target.shape:
-            raise FcnlabError(
-                f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-                f"{tuple(target.shape)}; pass logits.argmax(1), not the logits."
-            )
-        for name, t in (("pred", pred), ("target", target)):
-            if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-                raise FcnlabError(f"{name} must hold integer class indices, got {t.dtype}.")
-        if target.dim() == 2:
-            pred, target = pred[None], target[None]
-        if target.dim() != 3:
+        if pred.shape != target.shape or target.dim() not in (2, 3):
+            check_label_maps(pred, target, self.num_classes, self.ignore_index)
             raise FcnlabError(
                 f"pred and target must be N x H x W label maps, got shape {tuple(target.shape)}."
             )
-        target = target.long()
-        pred = pred.to(device=target.device, dtype=torch.long)
-        n = self.num_classes
-        valid = _valid(target, self.ignore_index, n)
-        bad_target = ~valid & ~_ignored(target, self.ignore_index)
-        bad_pred = valid & ((pred < 0) | (pred >= n))
-        any_bad_target, any_bad_pred = torch.stack((bad_target.any(), bad_pred.any())).tolist()
-        if any_bad_target:
-            self._raise_out_of_range("target", target[bad_target])
-        if any_bad_pred:
-            self._raise_out_of_range("pred", pred[bad_pred])
+        if target.dim() == 2:
+            pred, target = pred[None], target[None]
+        pred, target, _ = check_label_maps(pred, target, self.num_classes, self.ignore_index)
         return pred, target
-
-    def _raise_out_of_range(self, name: str, values: torch.Tensor) -> None:
-        found = sorted(values.unique()[:5].tolist())
-        ignore = f" and the ignore index {self.ignore_index}" if name == "target" else ""
-        raise FcnlabError(
-            f"{name} holds values {found} outside [0, {self.num_classes}){ignore}; check "
-            f"num_classes and ignore_index against the dataset's labels."
-        )
 
     def all_reduce(self) -> None:
         """Sum over all processes; a no-op unless torch.distributed is initialised."""

@@ -36,6 +36,45 @@ from rich.table import Table
 from fcnlab.errors import FcnlabError
 
 
+def check_label_maps(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``pred`` and ``target`` as long tensors on ``target``'s device, and the labelled pixels
+    (a class index that is not the ignore index), or one sentence for what does not fit: other
+    shapes, float or bool maps, a label or prediction outside ``[0, num_classes)``.
+
+    The ignore index may lie inside ``[0, num_classes)``; ignored pixels are never checked.
+    """
+    if pred.shape != target.shape:
+        raise FcnlabError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} and "
+            f"{tuple(target.shape)}; pass logits.argmax(1), not the logits."
+        )
+    for name, t in (("pred", pred), ("target", target)):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise FcnlabError(f"{name} must hold integer class indices, got {t.dtype}.")
+    target = target.long()
+    pred = pred.to(device=target.device, dtype=torch.long)
+    keep = (target >= 0) & (target < num_classes)
+    bad_target = ~keep
+    if ignore_index is not None:
+        ignored = target == ignore_index
+        bad_target &= ~ignored
+        keep &= ~ignored
+    bad_pred = keep & ((pred < 0) | (pred >= num_classes))
+    # One host sync for both checks; boolean indexing would add another per batch.
+    any_bad_target, any_bad_pred = torch.stack((bad_target.any(), bad_pred.any())).tolist()
+    for name, bad, values in (("target", any_bad_target, target), ("pred", any_bad_pred, pred)):
+        if bad:
+            found = sorted(values[bad_target if name == "target" else bad_pred].unique()[:5])
+            ignore = f" and the ignore index {ignore_index}" if name == "target" else ""
+            raise FcnlabError(
+                f"{name} holds values {[int(v) for v in found]} outside [0, {num_classes})"
+                f"{ignore}; check num_classes and ignore_index against the dataset's labels."
+            )
+    return pred, target, keep
+
+
 class ConfusionMatrix:
     """Running confusion matrix; feed it ``logits.argmax(1)`` and the label batch.
 
@@ -60,44 +99,15 @@ class ConfusionMatrix:
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of predicted and ground-truth class indices of the same shape."""
-        if pred.shape != target.shape:
-            raise FcnlabError(
-                f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-                f"{tuple(target.shape)}; pass logits.argmax(1), not the logits."
-            )
-        for name, t in (("pred", pred), ("target", target)):
-            if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-                raise FcnlabError(f"{name} must hold integer class indices, got {t.dtype}.")
         if self._follow_data and self.matrix.device != target.device:
             self.matrix = self.matrix.to(target.device)
         n = self.num_classes
-        target = target.reshape(-1).long()
-        pred = pred.reshape(-1).to(device=target.device, dtype=torch.long)
-        keep = (target >= 0) & (target < n)
-        bad_target = ~keep
-        if self.ignore_index is not None:
-            ignored = target == self.ignore_index
-            bad_target &= ~ignored
-            keep &= ~ignored  # the ignore index may also lie inside [0, num_classes)
-        bad_pred = keep & ((pred < 0) | (pred >= n))
-        # One host sync for both checks; boolean indexing would add another per batch.
-        any_bad_target, any_bad_pred = torch.stack((bad_target.any(), bad_pred.any())).tolist()
-        if any_bad_target:
-            self._raise_out_of_range("target", target[bad_target])
-        if any_bad_pred:
-            self._raise_out_of_range("pred", pred[bad_pred])
+        pred, target, keep = check_label_maps(pred, target, n, self.ignore_index)
+        pred, target, keep = pred.reshape(-1), target.reshape(-1), keep.reshape(-1)
         # Excluded pixels go to one extra bin that is dropped, so no masking is needed.
         index = torch.where(keep, n * target + pred, n * n)
         counts = torch.bincount(index, minlength=n * n + 1)[: n * n]
         self.matrix += counts.view(n, n).to(self.matrix.device)
-
-    def _raise_out_of_range(self, name: str, values: torch.Tensor) -> None:
-        found = sorted(values.unique()[:5].tolist())
-        ignore = f" and the ignore index {self.ignore_index}" if name == "target" else ""
-        raise FcnlabError(
-            f"{name} holds values {found} outside [0, {self.num_classes}){ignore}; "
-            f"check num_classes and ignore_index against the dataset's labels."
-        )
 
     def all_reduce(self) -> None:
         """Sum the matrix over all processes; a no-op unless torch.distributed is initialised.
