@@ -196,7 +196,9 @@ class _Window:
     backpropagated as ``loss * W_i / c`` instead (``W_i`` its valid weight, ``c`` the window's
     pixel count, so the scale stays that of ``loss / k``) and before the step the gradients are
     multiplied by ``c / sum(W_i)`` (summed over every process): the mean over the window's
-    pixels. Without ignored pixels or class weights the factor is 1.
+    pixels. Without ignored pixels or class weights the factor is 1. With ``grad_accum`` 1 the
+    loss is already that mean and nothing is done (no extra pass over the gradients, and under
+    torchrun each process's mean counts alike, as in plain DDP).
     """
 
     def __init__(self) -> None:
@@ -204,6 +206,8 @@ class _Window:
         self.pixels = 0
 
     def share(self, run: Run, loss: torch.Tensor, masks: torch.Tensor, accum: int):
+        if accum == 1:
+            return loss
         weight = run.loss_fn.total_weight(masks)
         if not self.pixels:
             self.pixels = masks.numel() * accum
@@ -211,6 +215,8 @@ class _Window:
         return loss * weight / self.pixels
 
     def rescale(self, run: Run) -> None:
+        if not self.pixels:  # grad_accum 1: share() weighed nothing
+            return
         weight = self.weight
         if run.ctx.distributed:
             weight = distributed.all_reduce_mean(weight)
