@@ -110,6 +110,9 @@ class DataConfig(Section):
     scale_range: Annotated[list[PositiveFloat], Length(2), Ascending()] = field(
         default_factory=lambda: [0.5, 2.0]
     )  # training images are resized by a random factor in [low, high]
+    #: Whole sequences (file-name prefixes, CamVid: 0001TP, 0006R0, 0016E5) kept out of the
+    #: train split and evaluated on their own next to val: what carries over to unseen streets.
+    holdout_sequences: list[str] = field(default_factory=list)
     hflip: bool = True  # random horizontal flips in training
     color_jitter: UnitFloat = 0.0  # brightness/contrast/saturation strength; 0 is off
     batch_size: PositiveInt = 8  # training images per micro-batch (per process)
@@ -131,9 +134,15 @@ class TrainConfig(Section):
     weight_decay: NonNegativeFloat = 1e-4  # not applied to norm weights and biases
     warmup_steps: NonNegativeInt = 0  # linear warm-up steps before the poly decay
     poly_power: NonNegativeFloat = 0.9  # lr * (1 - progress) ** poly_power
-    #: Loss weight per class: median-frequency weights from the training labels, a list
-    #: with one weight per class, or none (all 1).
-    class_weights: Literal["median_frequency"] | list[NonNegativeFloat] | None = None
+    #: Loss weight per class: median-frequency weights from the training labels (SegNet's),
+    #: their square roots (a milder balance), a list with one weight per class, or none (all 1).
+    class_weights: (
+        Literal["median_frequency", "sqrt_median_frequency"] | list[NonNegativeFloat] | None
+    ) = None
+    label_smoothing: Annotated[float, Range(0, 1, open_high=True)] = 0.0  # cross-entropy's
+    #: Evaluate and save an exponential moving average of the weights with this decay (e.g.
+    #: 0.999; 0 is off): validation, best.pt and the final metrics use the average.
+    ema: Annotated[float, Range(0, 1, open_high=True)] = 0.0
     aux_weight: NonNegativeFloat = 0.4  # weight of the auxiliary head's loss (model.aux)
     #: auto (bf16 where the CPU/GPU has native bf16, fp16 on GPUs without it, else fp32),
     #: fp32, bf16 (CPU and GPU) or fp16 (GPU, with a grad scaler); see fcnlab.hardware.

@@ -142,6 +142,17 @@ def eval_(
         float,
         typer.Option(help="BF distance tolerance, a fraction of the image diagonal."),
     ] = 0.0075,
+    sequences: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these sequences of the split (file-name prefixes, comma-separated), "
+            "e.g. a run's data.holdout_sequences with --split train."
+        ),
+    ] = None,
+    tta: Annotated[
+        str,
+        typer.Option(help="none, or flip: average with the mirrored image's prediction."),
+    ] = "none",
 ) -> None:
     """Evaluate a checkpoint: pixel acc, mean acc, mIoU, fwIoU and per-class IoU (and BF)."""
     from fcnlab.config import check_option
@@ -155,6 +166,11 @@ def eval_(
         check_option("data.scale", scale, "--scale")
     check_option("train.precision", precision, "--precision")
     check_tolerance(boundary_tolerance, "--boundary-tolerance")
+    if tta not in ("none", "flip"):
+        raise FcnlabError(f"--tta must be none or flip, not {tta!r}.")
+    names = [s.strip() for s in sequences.split(",")] if sequences is not None else []
+    if sequences is not None and not all(names):
+        raise FcnlabError(f"--sequences {sequences!r} holds an empty name; list prefixes.")
 
     metrics, written = evaluate_checkpoint(
         checkpoint,
@@ -166,6 +182,8 @@ def eval_(
         json_path=json_path,
         boundary=boundary,
         boundary_tolerance=boundary_tolerance,
+        sequences=names,
+        flip=tta == "flip",
     )
     if written is not None:  # only the main process writes and prints under torchrun
         console.print(format_metrics(metrics))

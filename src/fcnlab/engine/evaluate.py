@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from fcnlab.data import SegmentationDataset, build_dataset, eval_transforms
+from fcnlab.data.sequences import select_sequences
 from fcnlab.engine import distributed
 from fcnlab.engine.boundary import DEFAULT_TOLERANCE, BoundaryF1, check_tolerance, per_class_dict
 from fcnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint
@@ -55,6 +56,14 @@ def full_size_logits(model: nn.Module, images: torch.Tensor, scale: float = 1.0)
     return logits
 
 
+def flip_averaged(model: nn.Module, images: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Flip test-time augmentation: the mean class probabilities of the images and of their
+    mirror images (predicted mirrored, then mirrored back), at the images' own size."""
+    plain = full_size_logits(model, images, scale).float().softmax(1)
+    mirrored = full_size_logits(model, images.flip(-1), scale).float().softmax(1).flip(-1)
+    return (plain + mirrored) / 2
+
+
 def evaluation_loader(
     dataset: SegmentationDataset, ctx: Context, batch_size: int, workers: int
 ) -> DataLoader:
@@ -82,23 +91,29 @@ def evaluate(
     loss_fn=None,
     boundary: bool = False,
     boundary_tolerance: float = DEFAULT_TOLERANCE,
+    flip: bool = False,
 ) -> dict[str, Any]:
     """Metrics over ``dataset`` (plus ``loss`` when ``loss_fn`` is given).
+
+    ``flip`` scores :func:`flip_averaged` predictions (flip TTA; no loss then).
 
     With ``boundary`` the same full-size predictions are also scored with SegNet's boundary
     F1 (:mod:`fcnlab.engine.boundary`), adding ``bf``, ``bf_image``, ``per_class_bf``
     (class name -> BF or ``None`` for a class never labelled) and ``bf_tolerance``.
     """
+    if flip and loss_fn is not None:
+        raise ValueError("evaluate: a loss is computed from logits, not flip-averaged scores")
     was_training = model.training
     model.eval()
     info = dataset.info
+    predict = flip_averaged if flip else full_size_logits
     matrix = ConfusionMatrix(info.num_classes, info.ignore_index, ctx.device)
     bf = BoundaryF1(info.num_classes, info.ignore_index, boundary_tolerance) if boundary else None
     loss_sum = torch.zeros(2, dtype=torch.float64, device=ctx.device)
     for images, masks in batches(evaluation_loader(dataset, ctx, batch_size, workers)):
         images, masks = images.to(ctx.device), masks.to(ctx.device)
         with autocast(ctx.device, precision):
-            logits = full_size_logits(model, images, scale)
+            logits = predict(model, images, scale)
         pred = predicted_classes(logits)
         matrix.update(pred, masks)
         if bf is not None:
@@ -160,10 +175,14 @@ def evaluate_checkpoint(
     json_path: Path | None = None,
     boundary: bool = False,
     boundary_tolerance: float = DEFAULT_TOLERANCE,
+    sequences: list[str] | None = None,
+    flip: bool = False,
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a checkpoint on its own dataset's val split or another one; write JSON.
 
-    ``boundary`` adds SegNet's boundary F1 score (see :func:`evaluate`).
+    ``boundary`` adds SegNet's boundary F1 score, ``flip`` scores flip TTA (see
+    :func:`evaluate`); ``sequences`` keeps only the split's images of those sequences
+    (file-name prefixes, e.g. the run's held-out ones: see :mod:`fcnlab.data.sequences`).
     """
     if boundary:
         check_tolerance(boundary_tolerance)
@@ -185,6 +204,7 @@ def evaluate_checkpoint(
     dataset = build_dataset(
         name, root, split, eval_transforms(norm["mean"], norm["std"]), **options
     )
+    dataset = select_sequences(dataset, sequences or [])
     model = model_from_checkpoint(checkpoint, f"checkpoint {checkpoint_path}")
     if dataset.info.num_classes != model.num_classes:
         raise FcnlabError(
@@ -206,17 +226,24 @@ def evaluate_checkpoint(
             precision=precision,
             boundary=boundary,
             boundary_tolerance=boundary_tolerance,
+            flip=flip,
         )
     finally:
         distributed.teardown()
     if not ctx.is_main:
         return metrics, None
-    json_path = json_path or checkpoint_path.with_name(f"{checkpoint_path.stem}_eval_{split}.json")
+    tag = "".join(f"_{s}" for s in sequences or []) + ("_flip" if flip else "")
+    json_path = json_path or checkpoint_path.with_name(
+        f"{checkpoint_path.stem}_eval_{split}{tag}.json"
+    )
     payload = {
         **metrics,
         "checkpoint": str(checkpoint_path),
         "dataset": name,
         "split": split,
+        "sequences": list(sequences or []) or None,
+        "images": len(dataset),
+        "tta": "flip" if flip else None,
         "precision": precision,
     }
     try:

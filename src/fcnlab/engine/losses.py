@@ -1,4 +1,5 @@
-"""Pixel-wise cross-entropy with an ignore label, optional class weights and aux loss."""
+"""Pixel-wise cross-entropy with an ignore label, optional class weights, label smoothing and
+the auxiliary head's loss."""
 
 from __future__ import annotations
 
@@ -15,8 +16,15 @@ from fcnlab.errors import FcnlabError
 
 
 class SegmentationLoss:
-    def __init__(self, ignore_index: int, weight: torch.Tensor | None, aux_weight: float):
+    def __init__(
+        self,
+        ignore_index: int,
+        weight: torch.Tensor | None,
+        aux_weight: float,
+        label_smoothing: float = 0.0,
+    ):
         self.ignore_index, self.weight, self.aux_weight = ignore_index, weight, aux_weight
+        self.label_smoothing = label_smoothing
 
     def __call__(self, out: torch.Tensor | dict[str, torch.Tensor], target: torch.Tensor):
         if isinstance(out, dict):
@@ -37,14 +45,19 @@ class SegmentationLoss:
         weight = None if self.weight is None else self.weight.to(logits.device)
         # Cross-entropy in fp32 even under autocast: bf16 log-softmax loses small classes.
         return F.cross_entropy(
-            logits.float(), target, weight=weight, ignore_index=self.ignore_index
+            logits.float(),
+            target,
+            weight=weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
         )
 
 
 def class_weights(
     spec: str | list[float] | None, dataset: SegmentationDataset, cache_dir: Path
 ) -> torch.Tensor | None:
-    """None, a given list, or median-frequency weights from the training labels (cached)."""
+    """None, a given list, or median-frequency weights from the training labels (cached), or
+    their square roots (``sqrt_median_frequency``: rare classes weigh more, less so)."""
     num_classes = dataset.info.num_classes
     if spec is None:
         return None
@@ -59,8 +72,11 @@ def class_weights(
     ).hexdigest()[:16]
     cache = cache_dir / f"median_frequency_{key}.json"
     if cache.is_file():
-        return torch.tensor(json.loads(cache.read_text()), dtype=torch.float32)
-    weights = median_frequency_weights(class_pixel_counts(dataset))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(np.asarray(weights).round(6).tolist()))
-    return torch.tensor(weights, dtype=torch.float32)
+        weights = torch.tensor(json.loads(cache.read_text()), dtype=torch.float32)
+    else:
+        weights = torch.tensor(
+            median_frequency_weights(class_pixel_counts(dataset)), dtype=torch.float32
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(np.asarray(weights).round(6).tolist()))
+    return weights.sqrt() if spec == "sqrt_median_frequency" else weights

@@ -239,33 +239,16 @@ def _metric_blocks(run: RunRecord) -> list[Block]:
     blocks: list[Block] = [Heading("Metrics")]
     ev = run.evaluation
     if ev and "miou" in ev:
-        rows = [
-            ["pixel accuracy", format_percent(ev.get("pixel_acc"))],
-            ["mean class accuracy", format_percent(ev.get("mean_acc"))],
-            ["mean IoU", format_percent(ev.get("miou"))],
-            ["frequency-weighted IoU", format_percent(ev.get("fwiou"))],
-        ]
-        if "bf" in ev:
-            rows.append(["boundary F1 (BF), mean over classes", format_percent(ev["bf"])])
-            if ev.get("bf_image") is not None:
-                rows.append(["boundary F1, mean over images", format_percent(ev["bf_image"])])
-        blocks += [Text("From eval.json."), Table(["metric", "%"], rows, "lr")]
-        bf = ev.get("per_class_bf") if isinstance(ev.get("per_class_bf"), dict) else None
-        per_class = [
-            [
-                str(c["index"]),
-                c["name"],
-                *_class_cells(c),
-                *([format_percent(bf.get(c["name"]))] if bf is not None else []),
-                f"{c['pixels']:,}",
-            ]
-            for c in ev.get("per_class", [])
-        ]
-        if per_class:
-            header = ["#", "class", "IoU %", "acc %", "label pixels"]
-            if bf is not None:
-                header.insert(4, "BF %")
-            blocks.append(Table(header, per_class, "rlrrrr" if bf is not None else "rlrrr"))
+        blocks += _evaluation_blocks(ev, "From eval.json.")
+        held = ev.get("holdout")
+        if isinstance(held, dict) and "miou" in held:
+            sequences = ", ".join(map(str, held.get("sequences") or []))
+            blocks.append(Heading("Held-out sequences"))
+            what = (
+                f"The {held.get('images')} images of sequence(s) {sequences} of split "
+                f"{held.get('split')!r}, kept out of training (data.holdout_sequences)."
+            )
+            blocks += _evaluation_blocks(held, what)
         return blocks
     validated = [r for r in run.history if isinstance(r.get("val_miou"), (int, float))]
     if not validated:
@@ -275,10 +258,44 @@ def _metric_blocks(run: RunRecord) -> list[Block]:
         "val_pixel_acc": "pixel accuracy",
         "val_mean_acc": "mean class accuracy",
         "val_miou": "mean IoU",
+        "holdout_miou": "mean IoU, held-out sequences",
     }
     rows = [[label, format_percent(last[k])] for k, label in names.items() if k in last]
     blocks.append(Text(f"No eval.json yet; last validation, at step {last.get('step')}."))
     blocks.append(Table(["metric", "%"], rows, "lr"))
+    return blocks
+
+
+def _evaluation_blocks(ev: dict, what: str) -> list[Block]:
+    """One evaluation's headline table and per-class table (with BF where it was scored)."""
+    blocks: list[Block] = []
+    rows = [
+        ["pixel accuracy", format_percent(ev.get("pixel_acc"))],
+        ["mean class accuracy", format_percent(ev.get("mean_acc"))],
+        ["mean IoU", format_percent(ev.get("miou"))],
+        ["frequency-weighted IoU", format_percent(ev.get("fwiou"))],
+    ]
+    if "bf" in ev:
+        rows.append(["boundary F1 (BF), mean over classes", format_percent(ev["bf"])])
+        if ev.get("bf_image") is not None:
+            rows.append(["boundary F1, mean over images", format_percent(ev["bf_image"])])
+    blocks += [Text(what), Table(["metric", "%"], rows, "lr")]
+    bf = ev.get("per_class_bf") if isinstance(ev.get("per_class_bf"), dict) else None
+    per_class = [
+        [
+            str(c["index"]),
+            c["name"],
+            *_class_cells(c),
+            *([format_percent(bf.get(c["name"]))] if bf is not None else []),
+            f"{c['pixels']:,}",
+        ]
+        for c in ev.get("per_class", [])
+    ]
+    if per_class:
+        header = ["#", "class", "IoU %", "acc %", "label pixels"]
+        if bf is not None:
+            header.insert(4, "BF %")
+        blocks.append(Table(header, per_class, "rlrrrr" if bf is not None else "rlrrr"))
     return blocks
 
 

@@ -2,7 +2,9 @@
 
 ``last.pt`` holds, besides the model, everything the loop needs to continue exactly: the step,
 epoch and position in the epoch, the best mIoU so far, the optimizer and grad-scaler states
-and every rank's RNG state (its dropout masks). Writes are atomic (see ``checkpoint``).
+and every rank's RNG state (its dropout masks). With ``train.ema`` the model entry is the
+weight average and the trained weights are in the training state (``trained_state_dict``).
+Writes are atomic (see ``checkpoint``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class TrainState:
 
 def checkpoint_of(run: Run, metrics=None, train_state=None) -> dict:
     return make_checkpoint(
-        run.net,
+        run.eval_net,
         run.info,
         config_to_dict(run.cfg),
         run.cfg.data.scale,
@@ -52,6 +54,9 @@ def save_last(run: Run, state: TrainState, metrics=None) -> None:
         "rng": rngs[0],
         "rng_per_rank": rngs,
     }
+    if run.ema is not None:  # the model entry holds the average; training goes on from these
+        train_state["trained_state_dict"] = run.net.state_dict()
+        train_state["ema_updates"] = run.ema.updates
     save_checkpoint(checkpoint_of(run, metrics, train_state), run.run_dir / "last.pt")
 
 
@@ -63,7 +68,21 @@ def restore(run: Run) -> TrainState:
     saved = checkpoint.get("train_state")
     if not saved:
         raise FcnlabError(f"cannot resume from {path}: it holds no training state.")
-    load_weights(run.net, checkpoint["state_dict"], str(path))
+    if run.ema is not None:
+        if "trained_state_dict" not in saved:
+            raise FcnlabError(
+                f"cannot resume {path} with train.ema: the run was started without it; resume "
+                "with the config it was started with."
+            )
+        load_weights(run.net, saved["trained_state_dict"], str(path))
+        run.ema.load(checkpoint["state_dict"], saved["ema_updates"])
+    elif "trained_state_dict" in saved:
+        raise FcnlabError(
+            f"cannot resume {path} without train.ema: the run was started with it; resume "
+            "with the config it was started with."
+        )
+    else:
+        load_weights(run.net, checkpoint["state_dict"], str(path))
     run.optimizer.load_state_dict(saved["optimizer"])
     run.scaler.load_state_dict(saved["scaler"])
     rngs = saved.get("rng_per_rank") or [saved["rng"]]

@@ -25,8 +25,10 @@ from fcnlab.data import (
     eval_transforms,
     train_transforms,
 )
+from fcnlab.data.sequences import hold_out
 from fcnlab.engine.budget import Budget
 from fcnlab.engine.distributed import Context
+from fcnlab.engine.ema import WeightAverage
 from fcnlab.engine.guards import FiniteGuard
 from fcnlab.engine.losses import SegmentationLoss, class_weights
 from fcnlab.engine.optim import build_optimizer
@@ -81,14 +83,21 @@ class Run:
     train_set: SeededDataset
     sampler: DistributedSampler
     val_set: SegmentationDataset
+    holdout_set: SegmentationDataset | None  # data.holdout_sequences, evaluated beside val
     info: LabelSpace
     log: MetricsLog | None
     guard: FiniteGuard
     precision: PrecisionChoice  # train.precision resolved for this device (auto -> ...)
     budget: Budget
+    ema: WeightAverage | None  # train.ema: the average that validation and best.pt use
     last_metrics: dict | None = None  # the latest validation
     lr: float = 0.0  # the learning rate of the last optimizer step
     saved_step: int | None = None  # the step of the last.pt this run wrote or resumed from
+
+    @property
+    def eval_net(self) -> Segmenter:
+        """What is validated and saved as the model: the weight average if any, else net."""
+        return self.ema.module if self.ema is not None else self.net
 
     def loader(self, epoch: int, skip_samples: int) -> DataLoader:
         data = self.cfg.data
@@ -112,7 +121,7 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
     torch.manual_seed(cfg.train.seed + ctx.rank)
     if cfg.train.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    train_set, val_set = _datasets(cfg)
+    train_set, val_set, holdout_set = _datasets(cfg)
     info = train_set.info
     net = _model(cfg, info, ctx)
     weights = _class_weights(cfg, train_set, ctx)
@@ -133,10 +142,13 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
         model=model,
         optimizer=build_optimizer(net, cfg.train),
         scaler=torch.amp.GradScaler(ctx.device.type, enabled=precision.precision == "fp16"),
-        loss_fn=SegmentationLoss(info.ignore_index, weights, cfg.train.aux_weight),
+        loss_fn=SegmentationLoss(
+            info.ignore_index, weights, cfg.train.aux_weight, cfg.train.label_smoothing
+        ),
         train_set=SeededDataset(train_set, cfg.train.seed),
         sampler=sampler,
         val_set=val_set,
+        holdout_set=holdout_set,
         info=info,
         log=MetricsLog(run_dir, cfg.train.log_format, cfg.train.tensorboard)
         if ctx.is_main
@@ -144,6 +156,7 @@ def prepare(cfg: ExperimentConfig, ctx: Context, run_dir: Path) -> Run:
         guard=FiniteGuard(ctx.device),
         precision=precision,
         budget=Budget.from_config(cfg.train.time_budget),
+        ema=WeightAverage(net, cfg.train.ema) if cfg.train.ema > 0 else None,
     )
 
 
@@ -171,7 +184,10 @@ def _precision(cfg: ExperimentConfig, ctx: Context) -> PrecisionChoice:
     return resolve_precision(cfg.train.precision, ctx.device)
 
 
-def _datasets(cfg: ExperimentConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
+def _datasets(
+    cfg: ExperimentConfig,
+) -> tuple[SegmentationDataset, SegmentationDataset, SegmentationDataset | None]:
+    """(train, val, held-out sequences or None): the held-out ones are not in train's list."""
     data = cfg.data
     probe = build_dataset(data.name, data.root, data.train_split, **data.options)
     ignore = probe.info.ignore_index
@@ -185,10 +201,13 @@ def _datasets(cfg: ExperimentConfig) -> tuple[SegmentationDataset, SegmentationD
         ignore,
         base_scale=data.scale,
     )
-    probe.transform = train_tf
+    train_set, holdout_set = hold_out(probe, data.holdout_sequences)
+    train_set.transform = train_tf
     val_tf = eval_transforms(probe.info.mean, probe.info.std)
+    if holdout_set is not None:
+        holdout_set.transform = val_tf
     val_set = build_dataset(data.name, data.root, data.val_split, val_tf, **data.options)
-    return probe, val_set
+    return train_set, val_set, holdout_set
 
 
 def _model(cfg: ExperimentConfig, info: LabelSpace, ctx: Context) -> Segmenter:

@@ -4,7 +4,11 @@ forward -> loss -> backward (accumulated) -> step -> schedule -> log -> validate
 ``last.pt`` (with optimizer, scaler, RNG and data position) is written at every validation
 and every ``checkpoint_every`` steps, atomically, so a run killed at any moment keeps its
 last checkpoint and ``--resume`` continues exactly where it stopped. ``best.pt`` follows val
-mIoU. At the end: ``eval.json``, sample predictions and the report.
+mIoU. With ``train.ema`` the weight average is what is validated and saved as the model (the
+trained weights travel in ``last.pt``'s training state). Held-out sequences
+(``data.holdout_sequences``) are evaluated beside val at every validation; they never choose
+``best.pt``. At the end: ``eval.json`` (with BF, and the held-out metrics), sample
+predictions and the report.
 """
 
 from __future__ import annotations
@@ -120,6 +124,8 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
                 window.rescale(run)
                 elapsed, out_of_time = _clock(run, elapsed_before + time.perf_counter() - started)
                 _optimizer_step(run, state, elapsed)
+                if run.ema is not None:
+                    run.ema.update(run.net)
                 state.elapsed_s = elapsed_before + time.perf_counter() - started
                 final = state.step >= cfg.steps or out_of_time
                 progress.update(task, advance=1)
@@ -262,19 +268,12 @@ def _log_train(run: Run, state: TrainState, losses: list, rate: float) -> float:
 def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
     cfg = run.cfg.train
     if final or state.step % cfg.val_every == 0:
-        distributed.broadcast_buffers(run.net)  # every rank evaluates what rank 0 saves
+        distributed.broadcast_buffers(run.eval_net)  # every rank evaluates what rank 0 saves
         check_finite(run, state)
         began = time.perf_counter()
-        metrics = evaluate(
-            run.net,
-            run.val_set,
-            run.ctx,
-            scale=run.cfg.data.scale,
-            batch_size=run.cfg.data.eval_batch_size,
-            workers=run.cfg.data.workers,
-            precision=run.precision.precision,
-            loss_fn=run.loss_fn,
-        )
+        metrics = _evaluate(run, run.val_set, final, loss=True)
+        if run.holdout_set is not None:
+            metrics["holdout"] = _evaluate(run, run.holdout_set, final)
         state.val_s = run.budget.reserve_s = time.perf_counter() - began  # the final one's need
         if not math.isfinite(metrics["loss"]):
             raise FcnlabError(
@@ -288,16 +287,20 @@ def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
                 {
                     "step": state.step,
                     "epoch": state.epoch,
-                    "val_loss": round(metrics["loss"], 5),
-                    **{
-                        f"val_{k}": round(metrics[k], 5)
-                        for k in ("miou", "pixel_acc", "mean_acc", "fwiou")
-                    },
+                    **_summary("val", metrics),
+                    **_summary("holdout", metrics.get("holdout")),
                 }
             )
             console.print(
                 f"step {_where(run, state)} val: {format_summary(metrics)}", highlight=False
             )
+            if "holdout" in metrics:
+                console.print(
+                    f"step {_where(run, state)} held-out sequences "
+                    f"({', '.join(run.cfg.data.holdout_sequences)}): "
+                    f"{format_summary(metrics['holdout'])}",
+                    highlight=False,
+                )
             if improved:
                 save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
             run.last_metrics = metrics
@@ -306,18 +309,50 @@ def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
         _save_last(run, state, run.last_metrics)
 
 
+def _evaluate(run: Run, dataset, final: bool, loss: bool = False) -> dict:
+    """Metrics of the evaluated model (the weight average if any); BF at the final one."""
+    return evaluate(
+        run.eval_net,
+        dataset,
+        run.ctx,
+        scale=run.cfg.data.scale,
+        batch_size=run.cfg.data.eval_batch_size,
+        workers=run.cfg.data.workers,
+        precision=run.precision.precision,
+        loss_fn=run.loss_fn if loss else None,
+        boundary=final,
+    )
+
+
+def _summary(prefix: str, metrics: dict | None) -> dict:
+    """The headline metrics as metrics.jsonl columns (``val_miou``, ``holdout_miou``, ...)."""
+    if metrics is None:
+        return {}
+    keys = ("loss", "miou", "pixel_acc", "mean_acc", "fwiou")
+    return {f"{prefix}_{k}": round(metrics[k], 5) for k in keys if k in metrics}
+
+
 def _announce(run: Run) -> None:
     data, train = run.cfg.data, run.cfg.train
     effective = data.batch_size * run.ctx.world_size * train.grad_accum
     console.print(
         f"[bold]{run.cfg.experiment}[/]: {run.cfg.model.name} on {data.name} "
-        f"({len(run.train_set)} train / {len(run.val_set)} val images, "
+        f"({len(run.train_set)} train / {len(run.val_set)} val images{_held_out(run)}, "
         f"{run.info.num_classes} classes) -> {run.run_dir}\n"
         f"batch {data.batch_size} x {run.ctx.world_size} processes x {train.grad_accum} "
         f"accumulation = {effective} images per step; lr {train.lr} ({train.optimizer}), "
-        f"{_length(run)} on {run.ctx.device}; {run.precision.line()}" + _batchnorm_note(run),
+        f"{_length(run)} on {run.ctx.device}; {run.precision.line()}"
+        + _batchnorm_note(run)
+        + (f"; weight average (EMA) decay {train.ema}" if run.ema is not None else ""),
         highlight=False,
     )
+
+
+def _held_out(run: Run) -> str:
+    if run.holdout_set is None:
+        return ""
+    names = ", ".join(run.cfg.data.holdout_sequences)
+    return f" / {len(run.holdout_set)} held-out ({names})"
 
 
 def _where(run: Run, state: TrainState) -> str:
@@ -369,12 +404,27 @@ def _finish(run: Run, state: TrainState) -> None:
             "steps": state.step,
             "elapsed_s": round(state.elapsed_s, 1),
             "time_budget_s": run.budget.seconds,
+            "ema": run.cfg.train.ema or None,
         }
+        if "holdout" in metrics:
+            payload["holdout"] = {
+                **metrics["holdout"],
+                "split": run.cfg.data.train_split,
+                "sequences": list(run.cfg.data.holdout_sequences),
+                "images": len(run.holdout_set),
+            }
         (run.run_dir / "eval.json").write_text(json.dumps(payload, indent=1))
         console.print(format_metrics(metrics))
+        if "holdout" in metrics:
+            console.print("held-out sequences:")
+            console.print(format_metrics(metrics["holdout"]))
     if run.cfg.train.report_samples > 0:
         samples = sample_predictions(
-            run.net, run.val_set, run.cfg.train.report_samples, run.ctx.device, run.cfg.data.scale
+            run.eval_net,
+            run.val_set,
+            run.cfg.train.report_samples,
+            run.ctx.device,
+            run.cfg.data.scale,
         )
         save_samples(run.run_dir, *samples, run.info.palette, run.info.ignore_index)
     if run.log is not None:

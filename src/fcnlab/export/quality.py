@@ -18,6 +18,7 @@ from PIL import Image
 
 from fcnlab.card import ModelCard
 from fcnlab.data import build_dataset, eval_transforms
+from fcnlab.data.sequences import hold_out
 from fcnlab.engine.evaluate import full_size_logits
 from fcnlab.engine.metrics import ConfusionMatrix
 from fcnlab.errors import FcnlabError
@@ -71,8 +72,10 @@ def _dataset(checkpoint: dict[str, Any], split_key: str, transform=None):
 
 
 def dataset_images(checkpoint: dict[str, Any], count: int) -> list[Image.Image]:
-    """Up to ``count`` images of the checkpoint's training split, spread over it."""
-    dataset = _dataset(checkpoint, "train_split")
+    """Up to ``count`` images of the checkpoint's training split, spread over it (never one of
+    its held-out sequences)."""
+    held_out = ((checkpoint.get("config") or {}).get("data") or {}).get("holdout_sequences")
+    dataset, _ = hold_out(_dataset(checkpoint, "train_split"), held_out or [])
     step = max(1, len(dataset) // count)
     return [dataset.load(i)[0] for i in range(0, len(dataset), step)][:count]
 
