@@ -71,7 +71,7 @@ def test_no_file_of_a_held_out_sequence_is_read_for_training(drives, reads):
             "data.holdout_sequences=[0006R0, 0001TP_006720]",
         ],
     )
-    train, val, held = _datasets(cfg)
+    train, _val, held = _datasets(cfg)
     assert train.names == ["0001TP_006690", "0016E5_00390"]
     assert held.names == ["0001TP_006720", "0006R0_f00930", "0006R0_f00960"]
     for index in range(len(train)):
@@ -107,5 +107,5 @@ def test_bad_held_out_sequences_are_refused_in_one_sentence(drives, sequences, m
 
 @pytest.mark.parametrize("value", ["5", "0006R0", "[1, 2]", "{a: 1}"])
 def test_the_config_key_takes_a_list_of_names(value):
-    with pytest.raises(FcnlabError, match="data.holdout_sequences"):
+    with pytest.raises(FcnlabError, match=r"data\.holdout_sequences"):
         apply_overrides(ExperimentConfig(), [f"data.holdout_sequences={value}"])

@@ -1,4 +1,4 @@
-"""A run with held-out sequences reports them beside val; eval scores any sequences, with flip TTA."""
+"""Held-out sequences beside val in a run; eval scores any sequences, with flip TTA."""
 
 from __future__ import annotations
 
