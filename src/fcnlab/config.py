@@ -115,6 +115,7 @@ class DataConfig(Section):
     holdout_sequences: list[str] = field(default_factory=list)
     hflip: bool = True  # random horizontal flips in training
     color_jitter: UnitFloat = 0.0  # brightness/contrast/saturation strength; 0 is off
+    blur: UnitFloat = 0.0  # probability of a Gaussian blur of a training image; 0 is off
     batch_size: PositiveInt = 8  # training images per micro-batch (per process)
     eval_batch_size: PositiveInt = 1  # validation images per batch
     workers: Annotated[int, Range(0, 64)] = 0  # loader processes; 0 loads in the training process

@@ -29,8 +29,11 @@ def _blocks(seed: int, height: int = 48, width: int = 72, block: int = 12):
     return CLASS_COLORS[mask], mask
 
 
-def test_image_and_mask_stay_aligned_under_scale_crop_flip():
-    transform = train_transforms((40, 56), scale_range=(0.5, 2.0), ignore_index=255, **RAW)
+@pytest.mark.parametrize("blur", [0.0, 1.0])
+def test_image_and_mask_stay_aligned_under_scale_crop_flip(blur):
+    transform = train_transforms(
+        (40, 56), scale_range=(0.5, 2.0), ignore_index=255, blur=blur, **RAW
+    )
     padded_runs = 0
     for seed in range(12):
         torch.manual_seed(seed)
@@ -53,7 +56,7 @@ def test_labels_are_never_interpolated():
     rng = np.random.default_rng(0)
     mask = rng.choice([0, 3, 7], size=(30, 34))  # one-pixel noise: worst case for resizing
     image = rng.integers(0, 256, (30, 34, 3))
-    transform = train_transforms((24, 24), scale_range=(0.3, 2.7), color_jitter=0.4)
+    transform = train_transforms((24, 24), scale_range=(0.3, 2.7), color_jitter=0.4, blur=0.5)
     for seed in range(20):
         torch.manual_seed(seed)
         _, out = transform(*_pair(image, mask))
@@ -111,3 +114,19 @@ def test_eval_transforms_normalise_at_full_size():
 def test_random_scale_rejects_bad_ranges():
     with pytest.raises(ValueError, match="must be > 0"):
         RandomScale((0.0, 2.0))
+
+
+def test_blur_smooths_the_image_only():
+    image, mask = _pair(*_blocks(1))
+    sharp = train_transforms((48, 72), scale_range=(1.0, 1.0), hflip=False, **RAW)
+    blurred = train_transforms((48, 72), (1.0, 1.0), hflip=False, blur=1.0, **RAW)
+    energy = lambda x: ((x[..., 1:] - x[..., :-1]) ** 2).sum().item()  # noqa: E731
+    a, mask_a = sharp(image, mask)
+    ratios = []
+    for seed in range(8):  # sigma is drawn per call: from almost none to 1.5 pixels
+        torch.manual_seed(seed)
+        b, mask_b = blurred(image, mask)
+        assert torch.equal(mask_b, mask_a) and torch.equal(mask_a, mask.long())
+        assert torch.allclose(a.mean(), b.mean(), atol=0.02)  # the same picture, softened
+        ratios.append(energy(b) / energy(a))
+    assert max(ratios) <= 1.0 + 1e-6 and min(ratios) < 0.6

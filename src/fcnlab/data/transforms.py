@@ -87,16 +87,20 @@ def train_transforms(
     std: Sequence[float] = IMAGENET_STD,
     ignore_index: int = 255,
     base_scale: float = 1.0,
+    blur: float = 0.0,
 ) -> v2.Compose:
-    """Random scale, crop (padded with 0 / ``ignore_index``), flip, jitter, then normalise.
+    """Random scale, blur, crop (padded with 0 / ``ignore_index``), flip, jitter, normalise.
 
     ``crop_size`` is (H, W). ``base_scale`` sets the working resolution (0.5 trains at half
     size); the random factor from ``scale_range`` multiplies it. ``color_jitter`` is the
-    brightness/contrast/saturation strength (0 turns it off).
+    brightness/contrast/saturation strength (0 turns it off); ``blur`` the probability of a
+    Gaussian blur of the image (5x5, sigma drawn from [0.1, 1.5]; the mask is left as it is).
     """
     crop = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
-    steps: list[v2.Transform] = [
-        RandomScale(scale_range, base_scale),
+    steps: list[v2.Transform] = [RandomScale(scale_range, base_scale)]
+    if blur > 0:  # before the crop, so its zero padding stays zero
+        steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=blur))
+    steps += [
         v2.RandomCrop(
             crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}
         ),

@@ -54,8 +54,14 @@ def plot_losses(history: list[dict], path: Path) -> Path | None:
 
 
 def plot_val_metrics(history: list[dict], path: Path) -> Path | None:
-    """Validation mIoU (with pixel and mean accuracy where logged) against the step, in %."""
-    keys = {"val_miou": "mIoU", "val_pixel_acc": "pixel acc", "val_mean_acc": "mean acc"}
+    """Validation mIoU (with pixel and mean accuracy, and the held-out sequences' mIoU, where
+    logged) against the step, in %."""
+    keys = {
+        "val_miou": "mIoU",
+        "val_pixel_acc": "pixel acc",
+        "val_mean_acc": "mean acc",
+        "holdout_miou": "mIoU, held-out sequences",
+    }
     miou_steps, _ = _series(history, "val_miou")
     if not miou_steps:
         return None
@@ -64,7 +70,7 @@ def plot_val_metrics(history: list[dict], path: Path) -> Path | None:
     for key, label in keys.items():
         steps, values = _series(history, key)
         if steps:
-            style = "-" if key == "val_miou" else "--"
+            style = "-" if key.endswith("miou") else "--"
             ax.plot(steps, [100 * v for v in values], style, marker="o", label=label)
     ax.set(xlabel="step", ylabel="%", title="Validation", ylim=(0, 100))
     ax.grid(alpha=0.3)

@@ -200,6 +200,7 @@ def _datasets(
         probe.info.std,
         ignore,
         base_scale=data.scale,
+        blur=data.blur,
     )
     train_set, holdout_set = hold_out(probe, data.holdout_sequences)
     train_set.transform = train_tf
