@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from benchdoc import machine_line, table, write_section
+from fcnlab.config import ExperimentConfig, config_to_dict
 from fcnlab.engine.evaluate import evaluate_checkpoint
 
 PAPER = [
@@ -49,11 +50,12 @@ def recipe(cfg: dict, base: dict | None) -> str:
     """The config keys in which this run differs from the first one (or the first's model)."""
     if base is None:
         return f"{cfg['model']['name']} (reference)"
+    defaults = config_to_dict(ExperimentConfig())  # for keys added to fcnlab since base ran
     changed = [
         f"{section}.{key}={value}"
         for section in ("model", "data", "train")
         for key, value in cfg[section].items()
-        if key != "time_budget" and base[section].get(key) != value
+        if key != "time_budget" and base[section].get(key, defaults[section][key]) != value
     ]
     return ", ".join(changed) or "same as the reference"
 
@@ -147,6 +149,7 @@ def main() -> None:
     parser.add_argument("--section", default="camvid_1h")
     parser.add_argument("--title", default="CamVid from scratch in one hour: val and held-out")
     parser.add_argument("--tta", action="store_true", help="flip TTA + per-class for the first")
+    parser.add_argument("--how", default="", help="how the runs were made (a sentence)")
     args = parser.parse_args()
     _, final = read(args.runs[0])
     held = final["holdout"]
@@ -159,6 +162,7 @@ def main() -> None:
         "drive 0016E5, whose other frames are in train). Metrics of each run's final model at "
         "full label resolution; BF = boundary F1 at 0.75% of the diagonal, mean over classes. "
         "The time includes the validations and the final evaluation.",
+        *([args.how] if args.how else []),
         f"Command: `{command}{' --tta' if args.tta else ''}`",
         comparison(args.runs),
         "For reference: " + "; ".join(f"{name}: {g}" for name, g in PAPER) + " (G / C / mIoU).",
