@@ -13,7 +13,7 @@ from fcnlab.engine.ema import WeightAverage
 from fcnlab.engine.evaluate import evaluate_checkpoint
 from fcnlab.engine.train import train
 from fcnlab.errors import FcnlabError
-from tests.engine.test_train import tiny_config
+from tests.engine.test_train import assert_same_tensors, tiny_config
 
 
 def test_the_average_moves_by_the_warmed_up_rate_and_copies_counters():
@@ -62,11 +62,10 @@ def test_resume_restores_the_average_exactly(tmp_path):
     train(cfg, tmp_path / "resumed", resume=True)
     a = load_checkpoint(full / "last.pt")
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    for entry in ("state_dict",):
-        for key, value in a[entry].items():
-            assert torch.equal(value, b[entry][key]), key
-    for key, value in a["train_state"]["trained_state_dict"].items():
-        assert torch.equal(value, b["train_state"]["trained_state_dict"][key]), key
+    assert_same_tensors(a["state_dict"], b["state_dict"])  # the average
+    assert_same_tensors(
+        a["train_state"]["trained_state_dict"], b["train_state"]["trained_state_dict"]
+    )
     assert a["train_state"]["ema_updates"] == b["train_state"]["ema_updates"] == 6
 
 

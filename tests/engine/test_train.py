@@ -71,8 +71,14 @@ def test_resume_ends_with_the_same_weights(tmp_path):
     a = load_checkpoint(full / "last.pt")
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")
     assert a["train_state"]["step"] == b["train_state"]["step"] == 6
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    assert_same_tensors(a["state_dict"], b["state_dict"])
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    """Two state dicts hold the same keys and bit-identical tensors."""
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
 
 
 def test_checkpoint_describes_itself(tmp_path):

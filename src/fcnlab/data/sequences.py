@@ -68,8 +68,9 @@ def hold_out(
     if not sequences:
         return dataset, None
     _check_prefixes(dataset, sequences, option)
-    held = [i for i, name in enumerate(dataset.names) if in_sequences(name, sequences)]
-    kept = [i for i, name in enumerate(dataset.names) if not in_sequences(name, sequences)]
+    held, kept = [], []
+    for i, name in enumerate(dataset.names):
+        (held if in_sequences(name, sequences) else kept).append(i)
     if not kept:
         raise FcnlabError(
             f"{option} holds out every image of split '{_split(dataset)}' ({len(held)}); leave "
