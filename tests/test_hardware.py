@@ -84,3 +84,39 @@ def test_the_real_probe_reads_this_machine():
     assert isinstance(hardware.cpu_flags(), frozenset)
     choice = hardware.resolve_precision("auto", "cpu")
     assert choice.precision == ("bf16" if hardware.cpu_has_native_bf16() else "fp32")
+
+
+@pytest.mark.parametrize(
+    ("cap", "precision", "isa_left"),
+    [
+        ("AVX2", "fp32", {"avx2"}),
+        ("avx512_core", "fp32", {"avx2", "avx512f"}),
+        ("AVX512_CORE_BF16", "bf16", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}),
+        ("AVX512_CORE_AMX", "bf16", set(AMX)),  # at or above AMX: nothing is capped
+        ("nonsense", "bf16", set(AMX)),  # oneDNN ignores unknown values, so do we
+    ],
+)
+def test_an_isa_cap_below_the_bf16_units_means_fp32(cpu, monkeypatch, cap, precision, isa_left):
+    cpu(AMX, "Xeon")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert hardware.usable_flags() == isa_left
+    choice = hardware.resolve_precision("auto", "cpu")
+    assert choice.precision == precision
+    if precision == "fp32":
+        assert f"ONEDNN_MAX_CPU_ISA={cap.upper()}" in choice.reason
+        assert "bf16 is emulated" in choice.reason
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hardware.resolve_precision("bf16", "cpu")
+        assert len(caught) == 1
+
+
+def test_the_machine_line_names_an_isa_cap(cpu, monkeypatch):
+    cpu(AMX, "Xeon")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "avx2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert "AMX; capped: ONEDNN_MAX_CPU_ISA=AVX2)" in hardware.machine_line()
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert "AMX; ATEN_CPU_CAPABILITY=avx2)" in hardware.machine_line()

@@ -13,6 +13,9 @@ CPU with AMX-BF16 or AVX512-BF16            bf16        native bf16 matrix units
 any other CPU (AVX2, AVX-512 without BF16)  fp32        bf16 is emulated there: ~10x slower
 ==========================================  ==========  ====================================
 
+``ONEDNN_MAX_CPU_ISA`` below the bf16 units (e.g. ``AVX2`` on an AMX Xeon) makes the CPU count
+as one without them: torch then emulates bf16 there too (:func:`usable_flags`).
+
 The rule follows the measurements in docs/benchmarks.md (PyTorch's own issues 86270 and
 118499 report the same emulation slowdown). This module imports only torch.
 """
@@ -75,6 +78,38 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: What ``ONEDNN_MAX_CPU_ISA`` (oneDNN's dispatch cap, which torch's convolutions and bf16
+#: matrix products obey) leaves of :data:`ISA_FLAGS`: a CPU with AMX capped at ``AVX2`` runs
+#: bf16 emulated, exactly like an AVX2-only CPU. Unknown values cap nothing.
+ISA_CAPS = {
+    "SSE41": frozenset(),
+    "AVX": frozenset(),
+    "AVX2": frozenset({"avx2"}),
+    "AVX2_VNNI": frozenset({"avx2"}),
+    "AVX2_VNNI_2": frozenset({"avx2"}),
+    "AVX512_CORE": frozenset({"avx2", "avx512f"}),
+    "AVX512_CORE_VNNI": frozenset({"avx2", "avx512f", "avx512_vnni"}),
+    "AVX512_CORE_BF16": frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}),
+    "AVX512_CORE_FP16": frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}),
+    "AVX10_1_512": frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}),
+}
+
+
+def isa_cap() -> str | None:
+    """The ``ONEDNN_MAX_CPU_ISA`` (or older ``DNNL_MAX_CPU_ISA``) cap in force, if it caps."""
+    value = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    value = value.strip().upper()
+    return value if value in ISA_CAPS else None
+
+
+def usable_flags() -> frozenset[str]:
+    """The CPU's flags less those an ISA cap keeps oneDNN (and so torch) from using."""
+    flags, cap = cpu_flags(), isa_cap()
+    if cap is None:
+        return flags
+    return flags - (set(ISA_FLAGS) - ISA_CAPS[cap])
+
+
 def isa_summary(flags: frozenset[str] | None = None) -> str:
     """``AVX2 / AVX-512 / VNNI / AVX512-BF16 / AMX``: the extensions present, or ``basic``."""
     flags = cpu_flags() if flags is None else flags
@@ -83,7 +118,8 @@ def isa_summary(flags: frozenset[str] | None = None) -> str:
 
 
 def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
-    flags = cpu_flags() if flags is None else flags
+    """Native bf16 units that torch may use: an ISA cap below them counts as their absence."""
+    flags = usable_flags() if flags is None else flags
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
@@ -108,8 +144,14 @@ def resolve_precision(requested: str, device: torch.device | str = "cpu") -> Pre
             return PrecisionChoice("bf16", f"auto: {name} has native bf16")
         return PrecisionChoice("fp16", f"auto: {name} has no bf16")
     if cpu_has_native_bf16():
-        units = "AMX" if "amx_bf16" in cpu_flags() else "AVX512-BF16"
+        units = "AMX" if "amx_bf16" in usable_flags() else "AVX512-BF16"
         return PrecisionChoice("bf16", f"auto: {cpu_model()} has {units}")
+    if cpu_has_native_bf16(cpu_flags()):
+        return PrecisionChoice(
+            "fp32",
+            f"auto: {cpu_model()} has native bf16 but ONEDNN_MAX_CPU_ISA={isa_cap()} keeps torch "
+            "from it, so bf16 is emulated",
+        )
     return PrecisionChoice(
         "fp32", f"auto: {cpu_model()} has no AMX/AVX512-BF16 ({isa_summary()}), bf16 is emulated"
     )
@@ -129,8 +171,13 @@ def warn_slow_bf16(device: torch.device) -> None:
 def machine_line() -> str:
     """``Intel Xeon ... (AVX2 / AVX-512 / AMX), 2 CPUs, 2 threads, torch 2.14.1``."""
     cores = os.cpu_count() or 1
+    isa = isa_summary()
+    if isa_cap() is not None:
+        isa += f"; capped: ONEDNN_MAX_CPU_ISA={isa_cap()}"
+    if os.environ.get("ATEN_CPU_CAPABILITY"):
+        isa += f"; ATEN_CPU_CAPABILITY={os.environ['ATEN_CPU_CAPABILITY']}"
     line = (
-        f"{cpu_model()} ({isa_summary()}), {cores} CPUs, {torch.get_num_threads()} threads, "
+        f"{cpu_model()} ({isa}), {cores} CPUs, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__.split('+')[0]}"
     )
     if torch.cuda.is_available():

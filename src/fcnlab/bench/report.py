@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from fcnlab.bench.ceilings import Ceilings
-from fcnlab.hardware import cpu_model, isa_summary, machine_line
+from fcnlab.hardware import cpu_model, isa_cap, isa_summary, machine_line
 from fcnlab.infer.runtime import bf16_is_fast, resolve_backend, rule_backend
 
 
@@ -25,6 +25,7 @@ def machine_info() -> dict[str, Any]:
         "machine": machine_line(),
         "cpu": cpu_model(),
         "isa": isa_summary(),
+        "isa_cap": isa_cap(),
         "cores": os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),

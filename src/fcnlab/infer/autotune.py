@@ -66,7 +66,9 @@ def machine_key(device: torch.device | str) -> dict[str, Any]:
         ort = None
     return {
         "cpu": hardware.cpu_model(),
-        "isa": hardware.isa_summary(),
+        # What torch may use, not only what the CPU has: an ISA cap changes every timing.
+        "isa": hardware.isa_summary(hardware.usable_flags()),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "device": str(device),
         "torch": torch.__version__,
