@@ -8,12 +8,17 @@ import pytest
 import torch
 
 from fcnlab.errors import FcnlabError
-from fcnlab.infer.runtime import OpenVinoRunner, make_runner
+from fcnlab.hardware import isa_cap
+from fcnlab.infer.runtime import OpenVinoRunner, default_candidates, make_runner
 from tests.checkpoints import tiny_model
 
 pytest.importorskip("openvino")
 
+#: Runs OpenVINO for real, which fcnlab refuses under an ISA cap (see the cap's test below).
+uncapped = pytest.mark.skipif(isa_cap() is not None, reason="ONEDNN_MAX_CPU_ISA is set")
 
+
+@uncapped
 @pytest.mark.parametrize("name", ["deeplabv3plus_mobilenet_v2", "fcn8s_vgg11"])
 def test_openvino_agrees_with_eager_at_sizes_the_export_never_saw(name, one_thread):
     model = tiny_model(name)
@@ -33,6 +38,7 @@ def test_openvino_int8_needs_calibration():
         make_runner(tiny_model(), "openvino-int8")
 
 
+@uncapped
 def test_openvino_int8_runs_calibrated(one_thread):
     model = tiny_model()
     calibration = [torch.randn(1, 3, 64, 64) for _ in range(2)]
@@ -40,7 +46,14 @@ def test_openvino_int8_runs_calibrated(one_thread):
     assert runner.backend == "openvino-int8" and runner(torch.randn(1, 3, 80, 96)).shape[1] == 3
 
 
-def test_a_missing_openvino_is_one_sentence(monkeypatch, tmp_path):
+@pytest.fixture
+def no_cap(monkeypatch):
+    """The refusal under an ISA cap comes first; these tests are about what follows it."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+
+
+def test_a_missing_openvino_is_one_sentence(monkeypatch, tmp_path, no_cap):
     real = builtins.__import__
 
     def no_openvino(name, *args, **kwargs):
@@ -53,8 +66,31 @@ def test_a_missing_openvino_is_one_sentence(monkeypatch, tmp_path):
         OpenVinoRunner(tmp_path / "model.onnx")
 
 
-def test_a_damaged_file_is_one_sentence(tmp_path):
+def test_a_damaged_file_is_one_sentence(tmp_path, no_cap):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx at all")
     with pytest.raises(FcnlabError, match="cannot be compiled by OpenVINO"):
         OpenVinoRunner(bad)
+
+
+def test_under_an_isa_cap_openvino_is_refused_and_never_measured(monkeypatch, tmp_path):
+    # Seen with OpenVINO 2026.4 on an AMX Xeon with ONEDNN_MAX_CPU_ISA=AVX2: fp32 returned
+    # 0 x 3 x 0 x 0 logits and int8 crashed the process.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.raises(FcnlabError, match=r"ONEDNN_MAX_CPU_ISA=AVX2.*unset the variable"):
+        OpenVinoRunner(tmp_path / "model.onnx")
+    monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "")
+    assert not any(name.startswith("openvino") for name in default_candidates(tiny_model()))
+
+
+@uncapped
+def test_logits_of_the_wrong_shape_are_an_error_not_a_result(monkeypatch, one_thread):
+    runner = make_runner(tiny_model(), "openvino")
+
+    class EmptyRequest:
+        def infer(self, inputs):
+            return {0: torch.zeros(0, 3, 0, 0).numpy()}
+
+    runner.request = EmptyRequest()
+    with pytest.raises(FcnlabError, match=r"shape \(0, 3, 0, 0\) for an input of shape"):
+        runner(torch.randn(1, 3, 32, 32))

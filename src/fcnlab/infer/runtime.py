@@ -38,7 +38,7 @@ from torch import nn
 
 from fcnlab.errors import FcnlabError
 from fcnlab.export.runners import OnnxRunner
-from fcnlab.hardware import bf16_is_native
+from fcnlab.hardware import bf16_is_native, isa_cap
 from fcnlab.infer.autotune import AutoRunner, autotune_enabled, skipped_backends
 from fcnlab.infer.fold import fold_batchnorm
 
@@ -182,6 +182,13 @@ class OpenVinoRunner:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        if isa_cap() is not None:
+            # OpenVINO 2026.4 reads the variable too: under it, fp32 returned empty outputs and
+            # int8 crashed the process (an AMX Xeon capped at AVX2, tests/infer/test_openvino).
+            raise FcnlabError(
+                f"OpenVINO does not run correctly under ONEDNN_MAX_CPU_ISA={isa_cap()} (its "
+                "outputs came back empty); unset the variable or choose another backend."
+            )
         try:
             import openvino
         except ImportError:
@@ -204,6 +211,11 @@ class OpenVinoRunner:
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         with self._lock:
             out = self.request.infer({0: array})[0]
+        if out.shape[0] != array.shape[0] or out.shape[2:] != array.shape[2:]:
+            raise FcnlabError(
+                f"OpenVINO returned logits of shape {tuple(out.shape)} for an input of shape "
+                f"{tuple(array.shape)}; this is an OpenVINO fault, choose another backend."
+            )
         return torch.from_numpy(out.copy())
 
 
@@ -227,7 +239,7 @@ def int8_candidates(int8_file: Path, candidates: dict) -> dict[str, float]:
     if "onnx-int8" not in skipped:
         candidates["onnx-int8"] = onnx_int8
         trusted["onnx-int8"] = MIN_INT8_AGREEMENT
-    if _installed("openvino") and "openvino-int8" not in skipped:
+    if _openvino_usable() and "openvino-int8" not in skipped:
         candidates["openvino-int8"] = openvino_int8
         trusted["openvino-int8"] = MIN_INT8_AGREEMENT
     return trusted
@@ -246,9 +258,14 @@ def default_candidates(
         candidates["bf16"] = lambda: TorchRunner(model, "bf16", device)
     if torch.device(device).type == "cpu" and _installed("onnx", "onnxruntime"):
         candidates["onnx"] = lambda: make_runner(model, "onnx", device)
-        if _installed("openvino"):
+        if _openvino_usable():
             candidates["openvino"] = lambda: make_runner(model, "openvino", device)
     return {name: build for name, build in candidates.items() if name not in skipped_backends()}
+
+
+def _openvino_usable() -> bool:
+    """OpenVINO is installed and no ISA cap is set (under one it runs wrongly, see above)."""
+    return isa_cap() is None and _installed("openvino")
 
 
 def _installed(*modules: str) -> bool:
