@@ -16,6 +16,9 @@ AVX2 = frozenset({"avx2", "fma"})
 
 @pytest.fixture
 def cpu(monkeypatch):
+    for cap in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(cap, raising=False)  # the simulated CPU alone decides
+
     def use(flags: frozenset[str], model: str = "Test CPU") -> None:
         monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
         monkeypatch.setattr(hardware, "cpu_model", lambda: model)
