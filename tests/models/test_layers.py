@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fcnlab.models.layers import PoolingBatchNorm, Upsample, bilinear_kernel
+from fcnlab.hardware import cpu_has_native_bf16
+from fcnlab.models.layers import PoolingBatchNorm, ScoreConv, Upsample, bilinear_kernel
 
 
 def smooth_input(channels: int, h: int, w: int) -> torch.Tensor:
@@ -77,3 +81,39 @@ def test_upsample_equals_the_transposed_conv_in_values_and_gradients(factor):
     want_grads = torch.autograd.grad(want, (x, up.deconv.weight), grad_out)
     for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_score_conv_is_a_conv_that_scores_in_fp32_under_cpu_autocast():
+    conv = ScoreConv(64, 3, 1)
+    plain = torch.nn.Conv2d(64, 3, 1)
+    plain.load_state_dict(conv.state_dict())  # the same keys and shapes: checkpoints load
+    x = torch.randn(2, 64, 5, 7)
+    torch.testing.assert_close(conv(x), plain(x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores, bf16_scores = conv(x.bfloat16()), plain(x.bfloat16())
+    assert scores.dtype == torch.float32 and bf16_scores.dtype == torch.bfloat16
+    torch.testing.assert_close(scores, plain(x.bfloat16().float()))
+    conv.bfloat16()  # the bf16 inference backend's weights: a plain bf16 conv then
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv(x.bfloat16()).dtype == torch.bfloat16
+
+
+SCORE_BACKWARD = """
+import torch
+from fcnlab.models.layers import ScoreConv
+torch.set_num_threads(2)
+conv, x = ScoreConv(4096, 4, 1), torch.randn(8, 4096, 3, 4, requires_grad=True)
+for _ in range(12):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.square().mean().backward()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="the crash is oneDNN's AMX bf16 path")
+def test_fcn_scores_after_4096_channels_train_in_bf16_without_crashing():
+    # With a plain nn.Conv2d this aborted the process ("free(): invalid next size") on an AMX
+    # Xeon with 2 threads within 3 steps: FCN-VGG/AlexNet training with 1-15 classes.
+    done = subprocess.run([sys.executable, "-c", SCORE_BACKWARD], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]

@@ -25,6 +25,24 @@ def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
     return weight
 
 
+class ScoreConv(nn.Conv2d):
+    """A 1x1 class-score convolution that runs in fp32 under CPU bf16 autocast.
+
+    oneDNN's AMX bf16 backward of a 1x1 convolution from ~3000 or more channels to fewer than
+    16 corrupts the heap with 2+ threads (torch 2.14.1; FCN's score_fr after fc7's 4096
+    channels with 1-15 classes; reproduced in tests/models/test_layers.py). The layer costs
+    1/4096 of fc7, so fp32 here is free and gives fp32 logits besides. Elsewhere (fp32, GPUs,
+    bf16 weights of the inference backend) it is a plain ``nn.Conv2d``, state dict included.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cpu_autocast = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        if cpu_autocast and self.weight.dtype == torch.float32:
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 #: From this factor on, the transposed conv runs as a 3x3 conv + pixel shuffle (same result):
 #: oneDNN's large-kernel transposed conv is slow in fp32 and 50x slower in bf16.
 SUBPIXEL_MIN_FACTOR = 4

@@ -16,7 +16,7 @@ from torch import nn
 from fcnlab.errors import FcnlabError
 from fcnlab.models.backbones import Backbone
 from fcnlab.models.heads.base import Head
-from fcnlab.models.layers import Upsample
+from fcnlab.models.layers import ScoreConv, Upsample
 from fcnlab.models.options import ModelOptions
 
 #: The FCN variants: how many skips each fuses (32s: none ... 2s: stage4 down to stage1).
@@ -79,12 +79,12 @@ class FCNHead(Head):
     def reset_classifier(self, num_classes: int) -> None:
         """(Re)build every layer whose width is the number of classes."""
         self.num_classes = num_classes
-        self.score_fr = nn.Conv2d(self.score_in, num_classes, 1)
+        self.score_fr = ScoreConv(self.score_in, num_classes, 1)
         self.score_skips = nn.ModuleDict()
         self.upscores = nn.ModuleDict()
         pairs = zip(self.strides, self.strides[1:], strict=False)
         for name, (coarse, fine) in zip(self.skip_names, pairs, strict=True):
-            score = nn.Conv2d(self.skip_channels[name], num_classes, 1)
+            score = ScoreConv(self.skip_channels[name], num_classes, 1)
             nn.init.zeros_(score.weight)
             nn.init.zeros_(score.bias)
             self.score_skips[name] = score
