@@ -94,3 +94,19 @@ def test_logits_of_the_wrong_shape_are_an_error_not_a_result(monkeypatch, one_th
     runner.request = EmptyRequest()
     with pytest.raises(FcnlabError, match=r"shape \(0, 3, 0, 0\) for an input of shape"):
         runner(torch.randn(1, 3, 32, 32))
+
+
+@uncapped
+def test_a_repeated_shape_gets_a_static_compilation_with_the_same_logits(one_thread):
+    from fcnlab.infer.openvino_runner import STATIC_SHAPES
+
+    runner = make_runner(tiny_model(), "openvino")
+    shapes = [(1, 3, 64 + 32 * k, 96) for k in range(STATIC_SHAPES + 1)]
+    inputs = {shape: torch.randn(shape) for shape in shapes}
+    first = {shape: runner(x) for shape, x in inputs.items()}  # dynamic: seen once each
+    assert not runner.static
+    for shape, x in inputs.items():  # second sightings: static, the oldest dropped
+        # The same up to OpenVINO's own precision (bf16 inside on AMX/AVX512-BF16 CPUs).
+        torch.testing.assert_close(runner(x), first[shape], rtol=0, atol=1e-2)
+        assert shape in runner.static and len(runner.static) <= STATIC_SHAPES
+    assert list(runner.static) == shapes[-STATIC_SHAPES:]

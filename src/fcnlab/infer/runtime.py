@@ -41,6 +41,7 @@ from fcnlab.export.runners import OnnxRunner
 from fcnlab.hardware import bf16_is_native, isa_cap
 from fcnlab.infer.autotune import AutoRunner, autotune_enabled, skipped_backends
 from fcnlab.infer.fold import fold_batchnorm
+from fcnlab.infer.openvino_runner import OpenVinoRunner
 
 #: The backends that run the model in PyTorch.
 TorchBackend = Literal["eager", "channels_last", "bf16", "compile", "compile-bf16"]
@@ -171,52 +172,6 @@ def make_runner(
         runner = OpenVinoRunner(onnx_file) if openvino else OnnxRunner(onnx_file)
     runner.backend = backend
     return runner
-
-
-class OpenVinoRunner:
-    """Runs an ONNX file with OpenVINO on the CPU (latency hint, torch's thread count).
-
-    OpenVINO picks its own precision: bf16 where the CPU has AMX or AVX512-BF16, fp32
-    elsewhere; an int8 QDQ file runs in int8. Safe to share across threads (one request per
-    call, under a lock).
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        if isa_cap() is not None:
-            # OpenVINO 2026.4 reads the variable too: under it, fp32 returned empty outputs and
-            # int8 crashed the process (an AMX Xeon capped at AVX2, tests/infer/test_openvino).
-            raise FcnlabError(
-                f"OpenVINO does not run correctly under ONEDNN_MAX_CPU_ISA={isa_cap()} (its "
-                "outputs came back empty); unset the variable or choose another backend."
-            )
-        try:
-            import openvino
-        except ImportError:
-            raise FcnlabError(
-                "OpenVINO is not installed; install it with: pip install 'fcnlab[openvino]'."
-            ) from None
-        config = {
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
-        }
-        try:
-            self.compiled = openvino.Core().compile_model(str(path), "CPU", config)
-        except Exception as error:  # OpenVINO raises its own, unexported exception types
-            raise FcnlabError(f"{path} cannot be compiled by OpenVINO ({error}).") from None
-        self.request = self.compiled.create_infer_request()
-        self.backend, self.device = "openvino", torch.device("cpu")
-        self._lock = threading.Lock()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        with self._lock:
-            out = self.request.infer({0: array})[0]
-        if out.shape[0] != array.shape[0] or out.shape[2:] != array.shape[2:]:
-            raise FcnlabError(
-                f"OpenVINO returned logits of shape {tuple(out.shape)} for an input of shape "
-                f"{tuple(array.shape)}; this is an OpenVINO fault, choose another backend."
-            )
-        return torch.from_numpy(out.copy())
 
 
 def int8_candidates(int8_file: Path, candidates: dict) -> dict[str, float]:
