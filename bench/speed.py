@@ -96,7 +96,9 @@ def goal_lines(rows: list[dict], ceilings: Ceilings) -> list[str]:
     what = f"(b) deeplabv3plus_mobilenet_v2, fcnlab's default backend ({best}) vs smp's fastest"
     lines.append(speed_ratio(ours, fastest(rows, smp), what))
     lines.append(speed_ratio(ours, find(rows, smp, "onnx"), "(b) the same vs smp on onnx"))
-    top = fastest([r for r in rows if not r["backend"].endswith("int8")], "fcn8s_vgg16")
+    # auto is a choice among the backends, not one: its row's precision is the chosen one's.
+    floats = [r for r in rows if not r["backend"].endswith("int8") and r["backend"] != "auto"]
+    top = fastest(floats, "fcn8s_vgg16")
     if top is None:
         lines.append("(c) fcn8s_vgg16: not measured.")
     else:
