@@ -110,3 +110,19 @@ def test_a_repeated_shape_gets_a_static_compilation_with_the_same_logits(one_thr
         torch.testing.assert_close(runner(x), first[shape], rtol=0, atol=1e-2)
         assert shape in runner.static and len(runner.static) <= STATIC_SHAPES
     assert list(runner.static) == shapes[-STATIC_SHAPES:]
+
+
+@uncapped
+def test_autotune_timing_prepares_the_static_shape_before_the_first_call(one_thread):
+    from fcnlab.infer.autotune import time_runner
+
+    runner = make_runner(tiny_model(), "openvino")
+    events: list[str] = []
+    compile_static, request_for = runner._compile_static, runner._request_for
+    runner._compile_static = lambda shape: events.append("compile") or compile_static(shape)
+    runner._request_for = lambda shape: events.append("call") or request_for(shape)
+    x = torch.randn(1, 3, 64, 96)
+    time_runner(runner, x, budget_s=0.0)
+    # Compiled once, before the warm-up call: no timed call pays for a compilation.
+    assert events[0] == "compile" and events[1:] == ["call"] * (len(events) - 1)
+    assert list(runner.static) == [tuple(x.shape)]

@@ -113,7 +113,13 @@ class AutotuneCache:
 
 
 def time_runner(runner: Runner, x: torch.Tensor, budget_s: float) -> tuple[float, torch.Tensor]:
-    """(median ms, output): one warm-up call, then calls until ``budget_s`` (2 to 10 calls)."""
+    """(median ms, output): one warm-up call, then calls until ``budget_s`` (2 to 10 calls).
+
+    A runner with a ``prepare(shape)`` method is told the shape first, so that work it would
+    do on a later call (OpenVINO's static compilation) is not timed as a call."""
+    prepare = getattr(runner, "prepare", None)
+    if prepare is not None:
+        prepare(tuple(x.shape))
     out = runner(x)
     times: list[float] = []
     deadline = time.perf_counter() + budget_s

@@ -76,6 +76,13 @@ class OpenVinoRunner:
             )
         return torch.from_numpy(out.copy())
 
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Compile ``shape`` statically now: the caller will run it repeatedly (autotune)."""
+        with self._lock:
+            if shape not in self.static:
+                self._seen.pop(shape, None)
+                self._compile_static(shape)
+
     def _request_for(self, shape: tuple[int, ...]) -> Any:
         """The static request of ``shape`` if it has (or now earns) one, else the dynamic."""
         if shape in self.static:
@@ -87,6 +94,9 @@ class OpenVinoRunner:
                 self._seen.popitem(last=False)
             return self.request
         del self._seen[shape]
+        return self._compile_static(shape)
+
+    def _compile_static(self, shape: tuple[int, ...]) -> Any:
         try:
             model = self._model.clone()
             model.reshape(list(shape))
