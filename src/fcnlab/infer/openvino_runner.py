@@ -3,7 +3,7 @@
 fcnlab's ONNX files take any input size, and OpenVINO runs them with dynamic shapes: the pad
 to a multiple of the output stride, the crop back and ASPP's image pooling are then shape
 arithmetic at run time. Compiled for one static input shape, OpenVINO folds all of it:
-DeepLabv3+ MobileNetV2 at 512x512 ran in 24 ms instead of 38 on an AMX Xeon (2 threads,
+DeepLabv3+ MobileNetV2 at 512x512 ran in 25.7 ms instead of 45.5 on an AMX Xeon (2 threads,
 OpenVINO 2026.4; bench/speed.py). So a shape met a second time gets its own static
 compilation; the :data:`STATIC_SHAPES` most recently used are kept, the dynamic one always
 answers first sightings (no compile on a one-off size) and whatever a static one cannot.
