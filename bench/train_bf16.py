@@ -2,8 +2,9 @@
 
     python bench/train_bf16.py --root ../shared/data/camvid --steps 40 --threads 2
 
-For each model, four modes train from the same seed on the same batches: fp32,
-fp32+channels_last, bf16, bf16+channels_last. Everything comes from fcnlab's own training
+For each model, the modes (``--modes``; by default fp32, fp32+channels_last, bf16,
+bf16+channels_last; also ``+compile``: torch.compile of the model) train from the same seed
+on the same batches. Everything comes from fcnlab's own training
 code: ``fcnlab.engine.setup.prepare`` builds model, loss (median-frequency weights),
 optimiser and data from the CamVid bench recipe (``configs/camvid_bench_*.yaml``), and each
 step is ``fcnlab.engine.train``'s: forward under its autocast, loss, backward,
@@ -42,12 +43,15 @@ from fcnlab.engine.setup import Run, prepare
 from fcnlab.engine.train import _optimizer_step  # the real step: lr schedule, step, zero_grad
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "camvid_bench_{}.yaml"
-MODES = {  # name -> (train.precision, train.channels_last)
-    "fp32": ("fp32", False),
-    "fp32+channels_last": ("fp32", True),
-    "bf16": ("bf16", False),
-    "bf16+channels_last": ("bf16", True),
+MODES = {  # name -> (train.precision, train.channels_last, torch.compile the model)
+    "fp32": ("fp32", False, False),
+    "fp32+channels_last": ("fp32", True, False),
+    "bf16": ("bf16", False, False),
+    "bf16+channels_last": ("bf16", True, False),
+    "fp32+compile": ("fp32", False, True),
+    "fp32+channels_last+compile": ("fp32", True, True),
 }
+DEFAULT_MODES = ["fp32", "fp32+channels_last", "bf16", "bf16+channels_last"]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -76,12 +80,15 @@ def base_config(model: str, args: argparse.Namespace) -> ExperimentConfig:
 
 def with_mode(cfg: ExperimentConfig, mode: str) -> ExperimentConfig:
     cfg = copy.deepcopy(cfg)
-    cfg.train.precision, cfg.train.channels_last = MODES[mode]
+    cfg.train.precision, cfg.train.channels_last, _ = MODES[mode]
     return cfg
 
 
-def prepared(cfg: ExperimentConfig, folder: str) -> Run:
-    return prepare(cfg, Context(), Path(folder))
+def prepared(cfg: ExperimentConfig, folder: str, mode: str = "fp32") -> Run:
+    run = prepare(cfg, Context(), Path(folder))
+    if MODES[mode][2]:  # inductor on the CPU: the forward and backward graphs, fixed shapes
+        run.model = torch.compile(run.model, dynamic=False)
+    return run
 
 
 def draw_batches(run: Run, steps: int) -> list[Batch]:
@@ -97,7 +104,10 @@ def draw_batches(run: Run, steps: int) -> list[Batch]:
 
 
 def train_steps(run: Run, batches: list[Batch]) -> tuple[list[float], list[float]]:
-    """(loss per step, ms per step): fcnlab's training step on each batch in turn."""
+    """(loss per step, ms per step): fcnlab's training step on each batch in turn.
+
+    The first step of a compiled model includes its compilation; the median ignores it.
+    """
     cfg, state, losses, times = run.cfg.train, TrainState(), [], []
     run.model.train()
     for images, masks in batches:
@@ -127,17 +137,19 @@ def loader_ms(run: Run, workers: int, count: int) -> tuple[float, float]:
 
 def bench_model(model: str, args: argparse.Namespace) -> dict:
     cfg = base_config(model, args)
-    result: dict = {"losses": {}, "step_ms": {}, "loader": {}, "data": cfg.data.name}
+    result: dict = {"losses": {}, "step_ms": {}, "first_ms": {}, "loader": {}}
+    result["data"] = cfg.data.name
     with tempfile.TemporaryDirectory() as tmp:
         run = prepared(with_mode(cfg, "fp32"), tmp)
         batches = draw_batches(run, args.steps)
         for workers in args.workers:
             result["loader"][workers] = loader_ms(run, workers, args.loader_batches)
-        for mode in MODES:
-            run = prepared(with_mode(cfg, mode), tmp)
+        for mode in args.modes:
+            run = prepared(with_mode(cfg, mode), tmp, mode)
             losses, times = train_steps(run, batches)
             run.log.close()
             result["losses"][mode], result["step_ms"][mode] = losses, statistics.median(times)
+            result["first_ms"][mode] = times[0]
             print(f"{model} {mode}: {result['step_ms'][mode]:.0f} ms/step, loss {losses[-1]:.4f}")
     return result
 
@@ -162,6 +174,7 @@ def summary_rows(model: str, r: dict, batch: int) -> list[list[str]]:
                 f"{ms:.0f}",
                 f"{batch * 1000 / ms:.2f}",
                 f"{r['step_ms']['fp32'] / ms:.2f}",
+                f"{r['first_ms'][mode] / 1e3:.1f}",
                 f"{losses[0]:.4f}",
                 f"{tail_mean(losses):.4f}",
                 f"{100 * level:+.2f}",
@@ -174,7 +187,9 @@ def summary_rows(model: str, r: dict, batch: int) -> list[list[str]]:
 def loss_rows(model: str, r: dict, every: int) -> list[list[str]]:
     steps = len(r["losses"]["fp32"])
     marks = sorted({*range(every, steps + 1, every), 1, steps})
-    return [[model, str(s), *(f"{r['losses'][m][s - 1]:.4f}" for m in MODES)] for s in marks]
+    return [
+        [model, str(s), *(f"{losses[s - 1]:.4f}" for losses in r["losses"].values())] for s in marks
+    ]
 
 
 def loader_rows(model: str, r: dict) -> list[list[str]]:
@@ -215,25 +230,27 @@ def render(args: argparse.Namespace, results: dict[str, dict], image: Path, comm
     data = next(iter(results.values()))["data"]
     every = args.every or max(1, args.steps // 10)
     link = os.path.relpath(image, args.doc.resolve().parent)
-    header = ["model", "mode", "median step ms", "images/s", "speed-up vs fp32"]
+    header = ["model", "mode", "median step ms", "images/s", "speed-up vs fp32", "first step s"]
     header += ["first loss", "last-quarter mean loss", "vs fp32 %", "max step diff vs fp32 %"]
     summary = [row for m, r in results.items() for row in summary_rows(m, r, args.batch)]
     losses = [row for m, r in results.items() for row in loss_rows(m, r, every)]
     loading = [row for m, r in results.items() for row in loader_rows(m, r)]
     return "\n\n".join(
         [
-            "## Training in bf16: step time and loss curves vs fp32",
+            f"## {args.title}",
             f"{data} training data, batch {args.batch}, crops {args.size[0]}x{args.size[1]}, "
             f"{args.steps} steps from seed 0 on the same pre-drawn batches, fcnlab's training "
             f"step (the CamVid bench recipe). Step time excludes loading. The curves cannot "
             f"match exactly even in fp32: nn.Dropout draws its mask in memory order, so "
             f"channels_last drops other units than NCHW from the first step on; the fp32 vs "
-            f"fp32+channels_last gap is the noise floor for judging bf16. "
+            f"fp32+channels_last gap is the noise floor for judging bf16. A `+compile` mode "
+            f"wraps the model in `torch.compile` (inductor); its first step includes the "
+            f"compilation and is left out of the median. "
             f"Machine: {machine_line()}.",
             f"Command: `{command}`",
             table(header, summary),
             f"Training loss every {every} steps:",
-            table(["model", "step", *MODES], losses),
+            table(["model", "step", *args.modes], losses),
             f"![loss curves]({link})",
             "Data loading (decode + augment, the training loader) per batch against the "
             "fastest training step; the 'keeps up' test ignores that loader workers and "
@@ -256,6 +273,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     p.add_argument("--loader-batches", type=int, default=10)
+    p.add_argument("--modes", nargs="+", choices=list(MODES), default=DEFAULT_MODES)
+    p.add_argument("--section", default="train_bf16", help="docs/benchmarks.md section name")
+    p.add_argument("--title", default="Training in bf16: step time and loss curves vs fp32")
     p.add_argument("--every", type=int, default=0, help="loss table interval (0: steps/10)")
     p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section to")
     p.add_argument("--plot", type=Path, default=DOC.parent / "train_bf16_loss.png")
@@ -264,11 +284,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if "fp32" not in args.modes:
+        raise SystemExit("error: --modes must include fp32 (every ratio is against it)")
     torch.set_num_threads(args.threads)
     command = shlex.join(["python", "bench/train_bf16.py", *(argv or sys.argv[1:])])
     results = {model: bench_model(model, args) for model in args.models}
     image = plot(results, args.plot)
-    written = write_section("train_bf16", render(args, results, image, command), args.doc)
+    written = write_section(args.section, render(args, results, image, command), args.doc)
     print(f"wrote {written} and {image}")
 
 

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (pyproject's ``-n 2``) each worker takes its share of the cores.
+
+    Two workers with all the cores each would oversubscribe them (OpenMP threads spinning
+    against each other); children started by tests inherit the share through OMP_NUM_THREADS.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+_share_the_cores_between_workers()
 
 
 @pytest.fixture(autouse=True)

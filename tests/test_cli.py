@@ -77,6 +77,8 @@ TINY = [
     "train.steps=2",
     "--set",
     "train.report_samples=1",
+    "--set",
+    "train.int8_companion=false",  # tested in tests/export/test_companion.py
 ]
 
 

@@ -29,6 +29,7 @@ TINY = [
     "train.log_every=5",
     "train.checkpoint_every=3",
     "train.report_samples=0",
+    "train.int8_companion=false",  # tested in tests/export/test_companion.py
 ]
 #: Run in the child: the CLI, with the second fsync (the second checkpoint write) hanging
 #: after touching a marker file, so the test can kill the process inside a save.

@@ -51,6 +51,8 @@ TRAIN_ARGS = [
     "train.report_samples=0",
     "--set",
     "train.device=cpu",
+    "--set",
+    "train.int8_companion=false",  # tested in tests/export/test_companion.py
 ]
 
 # fcnlab's CLI plus test-only controls, read from the environment by each rank.

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from fcnlab.bench.harness import normalised_images
+from fcnlab.hardware import bf16_is_native
 from fcnlab.infer.runtime import make_runner
 from fcnlab.models import create_model
 
@@ -101,6 +102,10 @@ def test_onnx_int8_agrees_with_eager(case, tmp_path):
 @pytest.mark.skipif(not HAS_COMPILER, reason="torch.compile (inductor) needs a C++ compiler")
 @pytest.mark.parametrize("backend", ["compile", "compile-bf16"])
 def test_compiled_backends_agree_with_eager(case, backend, tmp_path):
+    if backend == "compile-bf16" and not bf16_is_native():
+        # Inductor's bf16 is emulated here; the path is checked on hosts with native bf16
+        # (the eager bf16 test above still runs everywhere). About 75 s of an AVX2 host's suite.
+        pytest.skip("compile-bf16 is checked where bf16 is native (AMX / AVX512-BF16)")
     diff, agreement = compare(case, backend, tmp_path)
     if backend == "compile":
         assert diff < 1e-3 and agreement >= FP32_AGREEMENT
