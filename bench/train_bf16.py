@@ -52,6 +52,10 @@ MODES = {  # name -> (train.precision, train.channels_last, torch.compile the mo
     "fp32+channels_last+compile": ("fp32", True, True),
 }
 DEFAULT_MODES = ["fp32", "fp32+channels_last", "bf16", "bf16+channels_last"]
+COMPILED = (
+    "A `+compile` mode wraps the model in `torch.compile` (inductor); its first step "
+    "includes the compilation (the first-step column); a median over the steps is robust to it. "
+)
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -106,7 +110,7 @@ def draw_batches(run: Run, steps: int) -> list[Batch]:
 def train_steps(run: Run, batches: list[Batch]) -> tuple[list[float], list[float]]:
     """(loss per step, ms per step): fcnlab's training step on each batch in turn.
 
-    The first step of a compiled model includes its compilation; the median ignores it.
+    The first step of a compiled model includes its compilation; the median is robust to it.
     """
     cfg, state, losses, times = run.cfg.train, TrainState(), [], []
     run.model.train()
@@ -243,10 +247,9 @@ def render(args: argparse.Namespace, results: dict[str, dict], image: Path, comm
             f"step (the CamVid bench recipe). Step time excludes loading. The curves cannot "
             f"match exactly even in fp32: nn.Dropout draws its mask in memory order, so "
             f"channels_last drops other units than NCHW from the first step on; the fp32 vs "
-            f"fp32+channels_last gap is the noise floor for judging bf16. A `+compile` mode "
-            f"wraps the model in `torch.compile` (inductor); its first step includes the "
-            f"compilation and is left out of the median. "
-            f"Machine: {machine_line()}.",
+            f"fp32+channels_last gap is the noise floor for judging bf16. "
+            + (COMPILED if any(MODES[m][2] for m in args.modes) else "")
+            + f"Machine: {machine_line()}.",
             f"Command: `{command}`",
             table(header, summary),
             f"Training loss every {every} steps:",

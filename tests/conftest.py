@@ -16,7 +16,9 @@ def _share_the_cores_between_workers() -> None:
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        affinity = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows lack it
+        cores = len(affinity(0)) if affinity else os.cpu_count() or 1
+        threads = max(1, cores // workers)
         torch.set_num_threads(threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
