@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
+from PIL import Image
 
 
 def _share_the_cores_between_workers() -> None:
@@ -38,6 +40,12 @@ def _deterministic(monkeypatch, tmp_path):
     # OpenVINO is tested in tests/infer/test_openvino.py; loaded into the same process as
     # torch.compile's tests before them it crashed the suite once (see the closing note).
     monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "openvino,openvino-int8")
+    # predict and serve set PIL's decompression-bomb limit process-wide (set_decode_limit),
+    # and a worker runs many files in one process: no test leaves its limit to the next.
+    limit = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        yield
+    Image.MAX_IMAGE_PIXELS = limit
 
 
 @pytest.fixture

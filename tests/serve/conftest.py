@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.infer.conftest import _restore_decode_limit  # noqa: F401  (autouse)
-
 
 @pytest.fixture(scope="session")
 def make_png():
