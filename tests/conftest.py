@@ -41,11 +41,13 @@ def _deterministic(monkeypatch, tmp_path):
     # torch.compile's tests before them it crashed the suite once (see the closing note).
     monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "openvino,openvino-int8")
     # predict and serve set PIL's decompression-bomb limit process-wide (set_decode_limit),
-    # and a worker runs many files in one process: no test leaves its limit to the next.
-    limit = Image.MAX_IMAGE_PIXELS
+    # bench --threads torch's thread count, and a worker runs many files in one process: no
+    # test leaves them to the next.
+    limit, threads = Image.MAX_IMAGE_PIXELS, torch.get_num_threads()
     with warnings.catch_warnings():
         yield
     Image.MAX_IMAGE_PIXELS = limit
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

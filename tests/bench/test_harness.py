@@ -123,6 +123,10 @@ def test_bench_command_writes_json(tmp_path, cheap_ceilings):
     for backend in ("eager", "channels_last"):
         entry = document["results"]["deeplabv3plus_mobilenet_v2"][backend]
         assert entry["median_ms"] > 0 and entry["error"] is None and "backend" not in entry
+    # Not a terminal: the table is printed whole, one line per row, not wrapped to 80 columns.
+    rows = [line for line in result.output.splitlines() if "deeplabv3plus_mobilenet_v2" in line]
+    assert [row.split("│")[2].strip() for row in rows] == ["eager", "channels_last"]
+    assert max(map(len, result.output.splitlines())) > 80
 
 
 def test_bench_path_is_a_deprecated_alias_of_backend(tmp_path, cheap_ceilings):

@@ -51,6 +51,20 @@ def rich_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def print_whole(console: Console, table: Table) -> None:
+    """Print ``table``; into a log or a pipe (no terminal to fit) at its natural width.
+
+    Rich squeezes a table to the console's width, 80 columns where there is no terminal, which
+    wraps every cell of a bench table; a file has no width to respect.
+    """
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(1000)).maximum
+    # print(width=) cannot exceed the console's own width: a console as wide as the table.
+    Console(file=console.file, width=max(console.width, natural)).print(table)
+
+
 def bench_command(
     models: Annotated[list[str], typer.Argument(help="fcnlab model names, e.g. fcn8s_vgg16.")],
     size: Annotated[str, typer.Option(help="Input size HxW.")] = "512x512",
@@ -97,7 +111,7 @@ def bench_command(
     console.print(f"ceilings: fp32 GEMM {ceilings.fp32_gflops:.0f} GFLOP/s, {bf16}")
     rows = bench_models(candidates, hw, batch, names, repeats, warmup, classes, ceilings)
     title = f"{batch}x3x{hw[0]}x{hw[1]}, median of {repeats} after {warmup} warm-up"
-    console.print(rich_table(rows, title))
+    print_whole(console, rich_table(rows, title))
     if json_path is not None:
         settings = {"size": list(hw), "batch": batch, "repeats": repeats, "warmup": warmup}
         document = results_json(rows, ceilings, {**settings, "classes": classes})
