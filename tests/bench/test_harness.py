@@ -99,6 +99,16 @@ def test_a_model_returning_a_dict_is_read_by_its_out_entry():
     assert rows[1]["agreement"] == 1.0 and rows[1]["gflops"] > 0
 
 
+def test_auto_rows_name_the_backend_auto_measured_fastest(monkeypatch):
+    monkeypatch.setenv("FCNLAB_AUTOTUNE", "1")  # measured: conftest sets the rule otherwise
+    monkeypatch.setenv("FCNLAB_AUTOTUNE_SKIP", "bf16,onnx,openvino")  # eager vs channels_last
+    auto, eager = bench_models([narrow_deeplab()], backends=["auto", "eager"], **TINY)
+    assert auto["backend"] == "auto" and auto["error"] is None
+    assert auto["chosen"] in ("eager", "channels_last")
+    assert harness.table_cells(auto)[1] == f"auto ({auto['chosen']})"
+    assert eager["chosen"] is None and harness.table_cells(eager)[1] == "eager"
+
+
 def test_backend_names_expand():
     assert expand_backends(["all"]) == list(BACKENDS)
     assert expand_backends(["best"]) == [resolve_backend("auto")]

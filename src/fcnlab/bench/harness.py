@@ -16,7 +16,8 @@ fcnlab": same input, same runners, same timing) and returns one flat dict per
 Rows (see :data:`ROW_KEYS`): ``median_ms`` and spread in ms, ``images_per_s``, ``gflops`` per
 image (FlopCounterMode, counted on the meta device when the model allows it), achieved
 GFLOP/s and its fraction of the fp32 and bf16 GEMM ceilings, ``agreement`` in [0, 1],
-``max_abs_diff``, ``prepare_s`` (runner preparation and first call) and ``error``. A model or
+``max_abs_diff``, ``prepare_s`` (runner preparation and first call), ``chosen`` (the backend
+``auto`` measured fastest and ran; None for the others) and ``error``. A model or
 backend that fails (no compiler for torch.compile, a size a peer refuses, ...) gives rows whose
 ``error`` holds the reason and whose numbers are None; it never stops the other rows.
 """
@@ -52,7 +53,7 @@ from fcnlab.models.summary import count_flops
 ROW_KEYS = (
     "model", "source", "backend", "size", "batch", "median_ms", "p25_ms", "p75_ms", "min_ms",
     "max_ms", "images_per_s", "repeats", "gflops", "achieved_gflops", "frac_fp32_ceiling",
-    "frac_bf16_ceiling", "agreement", "max_abs_diff", "rel_diff", "prepare_s", "error",
+    "frac_bf16_ceiling", "agreement", "max_abs_diff", "rel_diff", "prepare_s", "chosen", "error",
 )  # fmt: skip
 #: Random normalised images the onnx-int8 backend is calibrated on.
 CALIBRATION_IMAGES = 4
@@ -231,7 +232,14 @@ def _measure(
         "max_abs_diff": diff,
         "rel_diff": diff / max(want.abs().max().item(), 1e-12),
         "prepare_s": prepare_s,
+        "chosen": chosen_backend(runner) if backend == "auto" else None,
     }
+
+
+def chosen_backend(runner: Any) -> str | None:
+    """What an ``auto`` runner ran: the backend it measured fastest (one bucket here)."""
+    names = sorted({name for name, _ in getattr(runner, "chosen", {}).values()})
+    return ", ".join(names) or None
 
 
 def _row(base: dict[str, Any], backend: str, **values: Any) -> dict[str, Any]:
@@ -250,9 +258,10 @@ def table_cells(row: dict[str, Any]) -> list[str]:
     """A row as text for :data:`TABLE_HEADER` (failed rows show their error instead)."""
     if row["error"]:
         return [row["model"], row["backend"], f"failed: {row['error']}", *[""] * 8]
+    backend = row["backend"] + (f" ({row['chosen']})" if row.get("chosen") else "")
     return [
         row["model"],
-        row["backend"],
+        backend,
         f"{row['median_ms']:.1f}",
         f"{row['p25_ms']:.1f}-{row['p75_ms']:.1f}",
         f"{row['images_per_s']:.2f}",
