@@ -113,6 +113,9 @@ class DataConfig(Section):
     #: Whole sequences (file-name prefixes, CamVid: 0001TP, 0006R0, 0016E5) kept out of the
     #: train split and evaluated on their own next to val: what carries over to unseen streets.
     holdout_sequences: list[str] = field(default_factory=list)
+    #: Repeat the frames of the smaller training sequences (file-name prefixes) so that each
+    #: is about as often in an epoch as the largest: one long drive no longer makes most of it.
+    balance_sequences: bool = False
     hflip: bool = True  # random horizontal flips in training
     color_jitter: UnitFloat = 0.0  # brightness/contrast/saturation strength; 0 is off
     blur: UnitFloat = 0.0  # probability of a Gaussian blur of a training image; 0 is off

@@ -7,7 +7,13 @@ import pytest
 from fcnlab.config import ExperimentConfig, apply_overrides
 from fcnlab.data import CamVidDataset, class_pixel_counts
 from fcnlab.data.datasets import base
-from fcnlab.data.sequences import hold_out, select_sequences, sequence_of, sequences_in
+from fcnlab.data.sequences import (
+    balance_sequences,
+    hold_out,
+    select_sequences,
+    sequence_of,
+    sequences_in,
+)
 from fcnlab.engine.setup import _datasets
 from fcnlab.errors import FcnlabError
 
@@ -82,6 +88,47 @@ def test_no_file_of_a_held_out_sequence_is_read_for_training(drives, reads):
     reads.clear()
     image, _ = held[0]  # the held-out view evaluates: no augmentation, full size
     assert tuple(image.shape) == (3, 32, 48) and "0001TP_006720" in reads[0]
+
+
+def test_balancing_repeats_the_frames_of_smaller_sequences(drives, tmp_path, files):
+    # Four frames of one drive, one of another: the short drive's frame comes four times.
+    stems = ["0016E5_0001", "0016E5_0002", "0016E5_0003", "0016E5_0004", "0001TP_0001"]
+    root = tmp_path / "five"
+    for seed, stem in enumerate(stems):
+        files.image(root / "train" / f"{stem}.jpg", height=32, width=48, seed=seed)
+        files.mask(root / "trainannot" / f"{stem}.png", files.grid(32, 48, (0, 3)))
+    files.text(root / "train.txt", [f"train/{s}.jpg trainannot/{s}.png" for s in stems])
+    balanced = balance_sequences(CamVidDataset(root, "train"))
+    assert sorted(balanced.names) == sorted(stems[:4] + ["0001TP_0001"] * 4)
+    image, mask = balanced.load(balanced.names.index("0001TP_0001"))
+    reference = CamVidDataset(root, "train").load(4)
+    assert (mask == reference[1]).all() and image.size == reference[0].size
+    # Equal sequences stay as they are; one sequence is the dataset's own list.
+    assert balance_sequences(CamVidDataset(drives, "train")).names == STEMS[:2] + STEMS[2:4] + [
+        "0016E5_00390"
+    ] * 2
+    only = select_sequences(CamVidDataset(drives, "train"), ["0006R0"])
+    assert balance_sequences(only).names == ["0006R0_f00930", "0006R0_f00960"]
+
+
+def test_balancing_in_training_never_reads_a_held_out_sequence(drives, reads):
+    cfg = apply_overrides(
+        ExperimentConfig(),
+        [
+            "data.name=camvid",
+            f"data.root={drives}",
+            "data.crop_size=[32, 48]",
+            "data.holdout_sequences=[0006R0]",
+            "data.balance_sequences=true",
+        ],
+    )
+    train, _val, held = _datasets(cfg)
+    assert sorted(train.names) == ["0001TP_006690", "0001TP_006720"] + ["0016E5_00390"] * 2
+    for index in range(len(train)):
+        image, _ = train[index]  # augmented, as the loader sees them
+        assert tuple(image.shape) == (3, 32, 48)
+    assert reads and not any("0006R0" in path for path in reads)
+    assert held.names == ["0006R0_f00930", "0006R0_f00960"]
 
 
 def test_without_held_out_sequences_the_dataset_is_unchanged(drives):

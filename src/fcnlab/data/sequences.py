@@ -5,7 +5,9 @@ train split also holds: val then rewards fitting that drive. A *sequence* is a f
 prefix (CamVid: ``0001TP``, ``0006R0``, ``0016E5``, the part before the first ``_``).
 :func:`hold_out` splits a dataset into the samples of no named sequence (for training) and
 the samples of the named ones (evaluated on their own); :func:`select_sequences` keeps only
-the named ones (``fcnlab eval --sequences``). Both are :class:`Selection` views: the same
+the named ones (``fcnlab eval --sequences``); :func:`balance_sequences` repeats the frames of
+the smaller sequences so that one long drive does not make most of an epoch
+(``data.balance_sequences``). All three are :class:`Selection` views: the same
 files and checks as the dataset they come from, their own list of names and their own
 transform, so nothing of a held-out sequence is in the training view's file list.
 """
@@ -88,6 +90,27 @@ def select_sequences(
     _check_prefixes(dataset, sequences, option)
     held = [i for i, name in enumerate(dataset.names) if in_sequences(name, sequences)]
     return Selection(dataset, held, dataset.transform)
+
+
+def balance_sequences(dataset: SegmentationDataset) -> Selection:
+    """``dataset`` with each sequence's frames repeated ``round(largest / its count)`` times.
+
+    Every frame of a sequence is repeated equally, so each sequence gets about as many samples
+    per epoch as the largest one (CamVid train without 0006R0: 204 frames of 0016E5, 62 of
+    0001TP x 3 = 186), in a fixed order the sampler then shuffles; nothing is added that the
+    dataset does not hold. With a single sequence it is the dataset as it is.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(dataset.names):
+        groups.setdefault(sequence_of(name), []).append(i)
+    largest = max((len(members) for members in groups.values()), default=0)
+    indices = [
+        i
+        for members in groups.values()
+        for _ in range(max(1, round(largest / len(members))))
+        for i in members
+    ]
+    return Selection(dataset, indices, dataset.transform)
 
 
 def sequences_in(dataset: SegmentationDataset) -> list[str]:

@@ -25,7 +25,7 @@ from fcnlab.data import (
     eval_transforms,
     train_transforms,
 )
-from fcnlab.data.sequences import hold_out
+from fcnlab.data.sequences import balance_sequences, hold_out
 from fcnlab.engine.budget import Budget
 from fcnlab.engine.distributed import Context
 from fcnlab.engine.ema import WeightAverage
@@ -203,6 +203,8 @@ def _datasets(
         blur=data.blur,
     )
     train_set, holdout_set = hold_out(probe, data.holdout_sequences)
+    if data.balance_sequences:
+        train_set = balance_sequences(train_set)
     train_set.transform = train_tf
     val_tf = eval_transforms(probe.info.mean, probe.info.std)
     if holdout_set is not None:
