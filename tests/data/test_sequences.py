@@ -103,7 +103,7 @@ def test_balancing_repeats_the_frames_of_smaller_sequences(drives, tmp_path, fil
     image, mask = balanced.load(balanced.names.index("0001TP_0001"))
     reference = CamVidDataset(root, "train").load(4)
     assert (mask == reference[1]).all() and image.size == reference[0].size
-    # Equal sequences stay as they are; one sequence is the dataset's own list.
+    # 2, 2 and 1 frames: the 1-frame drive comes twice; one sequence is left as it is.
     assert balance_sequences(CamVidDataset(drives, "train")).names == STEMS[:2] + STEMS[2:4] + [
         "0016E5_00390"
     ] * 2

@@ -232,14 +232,9 @@ def _measure(
         "max_abs_diff": diff,
         "rel_diff": diff / max(want.abs().max().item(), 1e-12),
         "prepare_s": prepare_s,
-        "chosen": chosen_backend(runner) if backend == "auto" else None,
+        # What auto ran: the backend it measured fastest (one input size here, one choice).
+        "chosen": ", ".join(getattr(runner, "chosen_backends", [])) or None,
     }
-
-
-def chosen_backend(runner: Any) -> str | None:
-    """What an ``auto`` runner ran: the backend it measured fastest (one bucket here)."""
-    names = sorted({name for name, _ in getattr(runner, "chosen", {}).values()})
-    return ", ".join(names) or None
 
 
 def _row(base: dict[str, Any], backend: str, **values: Any) -> dict[str, Any]:

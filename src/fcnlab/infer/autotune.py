@@ -172,8 +172,13 @@ class AutoRunner:
         return self._runner("eager")
 
     @property
+    def chosen_backends(self) -> list[str]:
+        """The backends chosen so far (one per input-size bucket, repeats removed), sorted."""
+        return sorted({name for name, _ in self.chosen.values()})
+
+    @property
     def backend(self) -> str:
-        names = sorted({name for name, _ in self.chosen.values()})
+        names = self.chosen_backends
         return f"auto ({', '.join(names)})" if names else "auto"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
