@@ -26,6 +26,10 @@ def _share_the_cores_between_workers() -> None:
 
 
 _share_the_cores_between_workers()
+# torch.compile's tests would leave inductor's compile-worker pool (threads and processes) in
+# the worker process, which later tests fork for DataLoader workers: a worker aborted once in
+# such a fork (tests/engine/test_val_workers.py after the compile tests). Compile in-process.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
