@@ -1,4 +1,5 @@
-"""CamVid from scratch on a time budget, judged on held-out sequences as well as val.
+"""CamVid on a time budget (from scratch or from ImageNet weights), judged on held-out
+sequences as well as val.
 
     fcnlab train configs/camvid_1h.yaml                 # 60 minutes, holds out 0006R0
     python bench/camvid_1h.py runs/camvid_1h --section camvid_1h --tta
@@ -27,10 +28,18 @@ import yaml
 from benchdoc import machine_line, table, write_section
 from fcnlab.config import ExperimentConfig, config_to_dict
 from fcnlab.engine.evaluate import evaluate_checkpoint
+from fcnlab.models.backbones.weights import describe_source
 
 PAPER = [
     ["SegNet-Basic (SegNet paper Table 1: test split, GPU, to convergence)", "82.7 / 62.0 / 47.7"],
     ["FCN-Basic (same table)", "81.7 / 62.4 / 47.3"],
+]
+#: Published CamVid results (11 classes, SegNet split, test) for runs from ImageNet weights.
+PRETRAINED_ANCHORS = [
+    ["SegNet-Basic", "scratch", "82.7 / 62.0 / 47.7"],
+    ["SegNet VGG16, trained on CamVid only", "ImageNet", "- / 65.2 / 55.6"],
+    ["ESPNet", "scratch", "- / 68.3 / 55.6"],
+    ["SegNet VGG16, trained on 3.5K road images (TPAMI Table 3)", "ImageNet", "90.4 / 71.2 / 60.1"],
 ]
 
 
@@ -46,6 +55,10 @@ def headline(metrics: dict) -> str:
     return " / ".join(cells)
 
 
+#: Keys that do not change the trained model (the budget is in its own column).
+_AFTER_TRAINING = ("time_budget", "int8_companion", "report_samples")
+
+
 def recipe(cfg: dict, base: dict | None) -> str:
     """The config keys in which this run differs from the first one (or the first's model)."""
     if base is None:
@@ -55,7 +68,7 @@ def recipe(cfg: dict, base: dict | None) -> str:
         f"{section}.{key}={value}"
         for section in ("model", "data", "train")
         for key, value in cfg[section].items()
-        if key != "time_budget" and base[section].get(key, defaults[section][key]) != value
+        if key not in _AFTER_TRAINING and base[section].get(key, defaults[section][key]) != value
     ]
     return ", ".join(changed) or "same as the reference"
 
@@ -154,9 +167,15 @@ def main() -> None:
     _, final = read(args.runs[0])
     held = final["holdout"]
     command = f"python bench/camvid_1h.py {' '.join(map(str, args.runs))} --section {args.section}"
+    weights = final.get("backbone_weights")
+    start = (
+        f"Backbone from {describe_source(weights)}"
+        if weights
+        else "From scratch (no pretrained weights)"
+    )
     parts = [
         f"## {args.title}",
-        f"From scratch (no pretrained weights), one run after the other, alone on this machine: "
+        f"{start}, one run after the other, alone on this machine: "
         f"{machine_line()}. Held out of training: sequence(s) {', '.join(held['sequences'])} of "
         f"split {held['split']!r} ({held['images']} images); val is CamVid val (101 images of "
         "drive 0016E5, whose other frames are in train). Metrics of each run's final model at "
@@ -165,8 +184,16 @@ def main() -> None:
         *([args.how] if args.how else []),
         f"Command: `{command}{' --tta' if args.tta else ''}`",
         comparison(args.runs),
-        "For reference: " + "; ".join(f"{name}: {g}" for name, g in PAPER) + " (G / C / mIoU).",
     ]
+    if weights:
+        parts += [
+            "Published anchors (CamVid 11 classes, SegNet split, test images):",
+            table(["anchor", "pretraining", "G / C / mIoU %"], PRETRAINED_ANCHORS),
+        ]
+    else:
+        parts.append(
+            "For reference: " + "; ".join(f"{n}: {g}" for n, g in PAPER) + " (G / C / mIoU)."
+        )
     if args.tta:
         tta, classes = with_tta(args.runs[0])
         parts += [

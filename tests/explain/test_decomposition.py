@@ -34,6 +34,7 @@ def card_of(model) -> ModelCard:
         ("fcn16s_resnet18", {"upsample": "bilinear"}),
         ("fcn8s_resnet18", {"output_stride": 8}),
         ("fcn32s_alexnet", {}),
+        ("fcn8s_efficientnet_lite0", {}),
     ],
 )
 def test_fcn_stages_sum_to_the_logits_at_an_odd_size(one_thread, name, options):
@@ -92,7 +93,10 @@ def _hooked_output(module: torch.nn.Module, model, x) -> torch.Tensor:
     return seen[0]
 
 
-@pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v2", "deeplabv3plus_mobilenet_v2"])
+@pytest.mark.parametrize(
+    "name",
+    ["deeplabv3_mobilenet_v2", "deeplabv3plus_mobilenet_v2", "deeplabv3plus_efficientnet_lite0"],
+)
 def test_aspp_branches_add_up_to_the_projection_input(one_thread, name):
     model = tiny_model(name)
     x = torch.randn(1, 3, 53, 67)

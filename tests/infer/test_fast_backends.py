@@ -33,6 +33,7 @@ MODELS = {
     "vgg_fcn": ("fcn8s_vgg11_bn", {"fc_width": 64}),
     "resnet_fcn": ("fcn8s_resnet18", {}),
     "deeplab_mobilenet": ("deeplabv3plus_mobilenet_v2", {"width_mult": 0.5}),
+    "deeplab_efficientnet": ("deeplabv3plus_efficientnet_lite0", {}),
 }
 FP32_AGREEMENT, BF16_AGREEMENT, INT8_AGREEMENT = 0.999, 0.97, 0.90
 HAS_COMPILER = shutil.which("g++") is not None or shutil.which("cc") is not None

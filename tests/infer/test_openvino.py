@@ -19,7 +19,9 @@ uncapped = pytest.mark.skipif(isa_cap() is not None, reason="ONEDNN_MAX_CPU_ISA 
 
 
 @uncapped
-@pytest.mark.parametrize("name", ["deeplabv3plus_mobilenet_v2", "fcn8s_vgg11"])
+@pytest.mark.parametrize(
+    "name", ["deeplabv3plus_mobilenet_v2", "fcn8s_vgg11", "fcn8s_efficientnet_lite0"]
+)
 def test_openvino_agrees_with_eager_at_sizes_the_export_never_saw(name, one_thread):
     model = tiny_model(name)
     runner = make_runner(model, "openvino")

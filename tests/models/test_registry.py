@@ -19,7 +19,7 @@ import fcnlab
         ),
         (
             "deeplabv3plus_vgg16",
-            r"a resnet or mobilenet backbone.* for deeplabv3plus: .*mobilenet_v2",
+            r"needs an atrous backbone .*vgg16 is not.* for deeplabv3plus: .*mobilenet_v2",
         ),
     ],
 )

@@ -18,20 +18,25 @@ def models(
     classes: Annotated[int, typer.Option(help="Number of classes.")] = 21,
     filter: Annotated[str, typer.Option(help="Only names containing this text.")] = "",
 ) -> None:
-    """List every model with its parameters and GFLOPs (batch 1)."""
+    """List every model with its parameters, GFLOPs (batch 1) and ImageNet weights."""
     from fcnlab.models import list_models
+    from fcnlab.models.registry import imagenet_weights_of
     from fcnlab.models.summary import model_stats
 
     h, w = parse_size(size)
     names = [n for n in list_models() if filter in n]
     table = Table(title=f"fcnlab models ({classes} classes, GFLOPs at 1x3x{h}x{w})")
-    for column in ("model", "params (M)", "GFLOPs"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    for column in ("model", "params (M)", "GFLOPs", "ImageNet weights"):
+        table.add_column(column, justify="right" if column[0] in "pG" else "left")
     for name in names:
         stats = model_stats(name, (h, w), classes)
-        table.add_row(name, f"{stats.params / 1e6:.2f}", f"{stats.gflops:.1f}")
+        weights = imagenet_weights_of(name)
+        table.add_row(name, f"{stats.params / 1e6:.2f}", f"{stats.gflops:.1f}", weights)
     console.print(table)
-    console.print(f"{len(names)} models")
+    console.print(
+        f"{len(names)} models; any timm model also works as backbone tu-<timm name> "
+        "(e.g. fcn8s_tu-resnet18)"
+    )
 
 
 def summary(

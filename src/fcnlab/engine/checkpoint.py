@@ -7,6 +7,8 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only:
   ``palette``, ``ignore_index``, ``normalization`` ({"mean", "std"}); ``scale`` (the
   resolution the model works at, relative to the images);
 - ``config``: the resolved experiment config; ``versions``; ``metrics`` (last validation);
+- ``backbone_weights``: where the backbone's initial weights came from (package, version and
+  SHA-256, or URL, or file), None for random initialisation;
 - ``train_state`` (``last`` only): step, epoch, best mIoU, optimizer, scaler and RNG states.
 
 Predict, export and serve read preprocessing from here, so no constant is duplicated.
@@ -31,7 +33,7 @@ from torch import nn
 from fcnlab._version import __version__
 from fcnlab.errors import FcnlabError
 from fcnlab.labels import LabelSpace
-from fcnlab.models import Segmenter, create_model, list_models
+from fcnlab.models import Segmenter, create_model, is_model
 from fcnlab.models.options import ModelOptions
 from fcnlab.serialization import (
     expect_dict,
@@ -69,6 +71,7 @@ def make_checkpoint(
             "python": platform.python_version(),
         },
         "metrics": metrics or {},
+        "backbone_weights": model.weights_source,
         "train_state": train_state,
     }
 
@@ -137,7 +140,7 @@ def _check_model_args(args: Any, source: str) -> dict[str, Any]:
             f"{', '.join(MODEL_ARGS)}."
         )
     name = expect_entry(args, "name", f"{source}'s model")
-    if not isinstance(name, str) or name not in list_models():
+    if not is_model(name):
         raise FcnlabError(
             f"{source} is for model {shown(name)}, which this fcnlab does not know; see "
             "`fcnlab models` for the valid names."
@@ -168,6 +171,14 @@ def _check_optional(checkpoint: dict[str, Any], source: str) -> None:
     for key in ("versions", "metrics"):
         if key in checkpoint:
             expect_dict(checkpoint[key], key, source)
+    if checkpoint.get("backbone_weights") is not None:
+        weights = expect_dict(checkpoint["backbone_weights"], "backbone_weights", source)
+        for key, value in weights.items():
+            if not isinstance(value, str):
+                raise FcnlabError(
+                    f"{source} has backbone_weights {key} = {shown(value)}, not text; it is "
+                    "damaged."
+                )
     if checkpoint.get("train_state") is not None:
         expect_dict(checkpoint["train_state"], "train_state", source)
 

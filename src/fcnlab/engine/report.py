@@ -41,6 +41,7 @@ from fcnlab.engine.report_render import (
 )
 from fcnlab.errors import FcnlabError
 from fcnlab.masks import Palette, overlay
+from fcnlab.models.backbones.weights import describe_source
 
 SAMPLES_DIR = "samples"
 PLOTS_DIR = "plots"
@@ -203,10 +204,19 @@ def _lookup(config: dict | None, section: str, key: str) -> object | None:
     return value.get(key) if isinstance(value, dict) else None
 
 
+def _weights(run: RunRecord) -> str | None:
+    """Where the backbone's weights came from, as the final evaluation recorded it."""
+    if not run.evaluation or "backbone_weights" not in run.evaluation:
+        return None
+    source = run.evaluation["backbone_weights"]
+    return describe_source(source if isinstance(source, dict) else None)
+
+
 def _facts(run: RunRecord) -> list[list[str]]:
     cfg, history = run.config, run.history
     facts = {
         "model": _lookup(cfg, "model", "name"),
+        "backbone weights": _weights(run),
         "dataset": _lookup(cfg, "data", "name"),
         "classes": len(run.evaluation["per_class"]) if run.evaluation else None,
     }

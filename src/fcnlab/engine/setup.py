@@ -35,7 +35,7 @@ from fcnlab.engine.optim import build_optimizer
 from fcnlab.engine.runlog import MetricsLog
 from fcnlab.errors import FcnlabError
 from fcnlab.hardware import PrecisionChoice, resolve_precision
-from fcnlab.models import Segmenter, create_model
+from fcnlab.models import Segmenter, create_model, input_normalization
 from fcnlab.models.options import ModelOptions
 from fcnlab.models.transfer import init_from
 
@@ -98,6 +98,14 @@ class Run:
     def eval_net(self) -> Segmenter:
         """What is validated and saved as the model: the weight average if any, else net."""
         return self.ema.module if self.ema is not None else self.net
+
+    def train_mode(self) -> None:
+        """Training mode; with ``train.freeze_bn`` the backbone's BatchNorm stays in eval."""
+        self.model.train()
+        if self.cfg.train.freeze_bn:
+            for module in self.net.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def loader(self, epoch: int, skip_samples: int) -> DataLoader:
         data = self.cfg.data
@@ -190,6 +198,9 @@ def _datasets(
     """(train, val, held-out sequences or None): the held-out ones are not in train's list."""
     data = cfg.data
     probe = build_dataset(data.name, data.root, data.train_split, **data.options)
+    # The input normalisation is the backbone's (its pretrained weights expect it), not the
+    # dataset's: EfficientNet-Lite wants mean = std = 0.5, torchvision's ImageNet statistics.
+    probe.info = probe.info.normalized_by(*input_normalization(cfg.model.name))
     ignore = probe.info.ignore_index
     train_tf = train_transforms(
         tuple(data.crop_size),

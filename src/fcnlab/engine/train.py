@@ -34,6 +34,7 @@ from fcnlab.engine.report import save_samples, write_report
 from fcnlab.engine.runstate import TrainState, checkpoint_of, claim_run_dir, restore, save_last
 from fcnlab.engine.setup import Run, prepare
 from fcnlab.errors import FcnlabError
+from fcnlab.models.backbones.weights import describe_source
 
 console = Console()
 
@@ -93,7 +94,7 @@ def _loop(run: Run, state: TrainState, stop_after: int | None) -> bool:
             f"the run already used its {run.budget.describe()} ({state.elapsed_s:.0f} s, "
             f"{state.step} steps); raise train.time_budget to continue it."
         )
-    run.model.train()
+    run.train_mode()
     with _progress(run, state) as (progress, task):
         while state.step < cfg.steps:
             run.sampler.set_epoch(state.epoch)
@@ -305,6 +306,7 @@ def _validate_and_save(run: Run, state: TrainState, final: bool) -> None:
                 save_checkpoint(checkpoint_of(run, metrics), run.run_dir / "best.pt")
             run.last_metrics = metrics
         _save_last(run, state, run.last_metrics)
+        run.train_mode()  # evaluation left every module in training mode
     elif state.step % cfg.checkpoint_every == 0:
         _save_last(run, state, run.last_metrics)
 
@@ -339,6 +341,8 @@ def _announce(run: Run) -> None:
         f"[bold]{run.cfg.experiment}[/]: {run.cfg.model.name} on {data.name} "
         f"({len(run.train_set)} train / {len(run.val_set)} val images{_held_out(run)}, "
         f"{run.info.num_classes} classes) -> {run.run_dir}\n"
+        f"backbone weights: {describe_source(run.net.weights_source)}; input normalised with "
+        f"mean {_triple(run.info.mean)}, std {_triple(run.info.std)}\n"
         f"batch {data.batch_size} x {run.ctx.world_size} processes x {train.grad_accum} "
         f"accumulation = {effective} images per step; lr {train.lr} ({train.optimizer}), "
         f"{_length(run)} on {run.ctx.device}; {run.precision.line()}"
@@ -346,6 +350,10 @@ def _announce(run: Run) -> None:
         + (f"; weight average (EMA) decay {train.ema}" if run.ema is not None else ""),
         highlight=False,
     )
+
+
+def _triple(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
 def _held_out(run: Run) -> str:
@@ -405,6 +413,7 @@ def _finish(run: Run, state: TrainState) -> None:
             "elapsed_s": round(state.elapsed_s, 1),
             "time_budget_s": run.budget.seconds,
             "ema": run.cfg.train.ema or None,
+            "backbone_weights": run.net.weights_source,
         }
         if "holdout" in metrics:
             payload["holdout"] = {

