@@ -150,9 +150,10 @@ def render(args: argparse.Namespace, rows: list[dict], ceilings: Ceilings, comma
     size = "x".join(map(str, args.size))
     cells = [[*table_cells(r), f"{r['prepare_s']:.1f}" if r["prepare_s"] else ""] for r in rows]
     notes = [] if smp_available() else ["segmentation_models_pytorch is not installed here."]
+    goals = ["Goals (from this run):", "\n".join(goal_lines(rows, ceilings))] if args.goals else []
     return "\n\n".join(
         [
-            "## Speed: fcnlab vs peers on every execution backend",
+            f"## {args.title}",
             f"Batch {args.batch}, {size}, 21 classes, random weights, the same input for all; "
             f"median of {args.repeats} runs after a checked first run and {args.warmup} "
             f"warm-up. Agreement: pixels whose arg-max class equals the same model's eager "
@@ -161,8 +162,7 @@ def render(args: argparse.Namespace, rows: list[dict], ceilings: Ceilings, comma
             f"Command: `{command}`",
             ceiling_line(ceilings),
             table([*TABLE_HEADER, "prepare s"], cells),
-            "Goals (from this run):",
-            "\n".join(goal_lines(rows, ceilings)),
+            *goals,
             *notes,
         ]
     )
@@ -183,6 +183,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conv-ceiling", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section to")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    p.add_argument("--section", default="speed", help="the section of --doc to (re)write")
+    p.add_argument("--title", default="Speed: fcnlab vs peers on every execution backend")
+    p.add_argument("--goals", action=argparse.BooleanOptionalAction, default=True)
     return p.parse_args(argv)
 
 
@@ -203,13 +206,14 @@ def main(argv: list[str] | None = None) -> None:
         ceilings=ceilings,
         on_row=lambda row: print(" | ".join(table_cells(row)), flush=True),
     )
-    for line in goal_lines(rows, ceilings):
+    for line in goal_lines(rows, ceilings) if args.goals else []:
         print(line)
     if args.json is not None:
         settings: dict[str, Any] = {"size": list(args.size), "batch": args.batch}
         settings.update(repeats=args.repeats, warmup=args.warmup, command=command)
         args.json.write_text(json.dumps(results_json(rows, ceilings, settings), indent=1))
-    print(f"wrote {write_section('speed', render(args, rows, ceilings, command), args.doc)}")
+    section = render(args, rows, ceilings, command)
+    print(f"wrote {write_section(args.section, section, args.doc)}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from fcnlab.engine.checkpoint import make_checkpoint
 from fcnlab.explain import Explainer
 from fcnlab.explain.deeplab import aspp_contributions, aspp_output, decoder_contributions
 from fcnlab.explain.fcn import fcn_contributions, fcn_kernels
+from fcnlab.explain.sizes import pad_input
 from fcnlab.models.layers import bilinear_kernel
 from tests.checkpoints import INFO, tiny_model
 from tests.explain.conftest import picture, trained_looking
@@ -103,7 +104,8 @@ def test_aspp_branches_add_up_to_the_projection_input(one_thread, name):
     projection = model.head.aspp.project[0][0]
     expected = _hooked_output(projection, model, x)  # the conv's output: BN's input
     with torch.no_grad():
-        parts, total = aspp_contributions(model.head.aspp, model.backbone(x)["stage5"])
+        features = model.backbone(pad_input(model, x))  # as the segmenter runs it
+        parts, total = aspp_contributions(model.head.aspp, features["stage5"])
     assert [n for n, _ in parts] == ["1x1", "3x3 rate 6", "3x3 rate 12", "3x3 rate 18",
                                      "image pooling"]  # fmt: skip
     close(total, expected)
@@ -114,7 +116,8 @@ def test_aspp_branches_add_up_to_the_projection_input(one_thread, name):
     assert deeplab.residual <= 1e-4 and deeplab.stride == 16
     shares = np.stack([b.share for b in deeplab.branches])
     assert np.allclose(shares.sum(0), 1.0, atol=1e-5)
-    assert deeplab.branches[0].norm.shape == deeplab.projection_norm.shape == (4, 5)
+    stage5 = tuple(features["stage5"].shape[-2:])  # 4 x 5 (EfficientNet-Lite: padded, 4 x 6)
+    assert deeplab.branches[0].norm.shape == deeplab.projection_norm.shape == stage5
 
 
 def test_the_v3plus_decoder_splits_into_aspp_and_low_level_parts(one_thread):
