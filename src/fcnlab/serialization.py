@@ -2,6 +2,8 @@
 
 Everything fcnlab reads (backbone weights, state dicts, checkpoints) goes through
 ``read_torch_file``: ``weights_only=True`` (no pickled code runs), tensors on the CPU.
+``file_sha256`` is the one hash of such files (weights' provenance, the int8 companion's
+link to its checkpoint).
 
 The ``expect_*`` helpers check one field of such plain data (a checkpoint, a model card's
 JSON) and return it typed, or raise :class:`FcnlabError` with one sentence naming the file
@@ -10,6 +12,7 @@ JSON) and return it typed, or raise :class:`FcnlabError` with one sentence namin
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -110,3 +113,12 @@ def expect_palette(value: Any, key: str, source: str, count: int) -> list[tuple[
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -23,7 +23,7 @@ from fcnlab.engine.checkpoint import (
 from fcnlab.engine.train import train
 from fcnlab.infer import Predictor
 from fcnlab.models.backbones import lite_weights as lw
-from fcnlab.models.backbones.weights import sha256_of
+from fcnlab.serialization import file_sha256
 from tests.checkpoints import INFO
 from tests.engine.test_train import tiny_config
 from tests.models.test_timm_backbones import body_of, lite_layout
@@ -55,13 +55,13 @@ def test_the_checkpoint_holds_the_backbones_normalisation_and_weights_source(lit
     assert checkpoint["backbone_weights"] == {
         "source": "file",
         "file": "lite0.pth",
-        "sha256": sha256_of(weights),
+        "sha256": file_sha256(weights),
     }
     evaluation = json.loads((run_dir / "eval.json").read_text())
-    assert evaluation["backbone_weights"]["sha256"] == sha256_of(weights)
+    assert evaluation["backbone_weights"]["sha256"] == file_sha256(weights)
     report = (run_dir / "report.md").read_text()
     facts = report[: report.index("## ", report.index("## ") + 3)]  # the first section
-    assert f"file lite0.pth, sha256 {sha256_of(weights)[:12]}" in facts
+    assert f"file lite0.pth, sha256 {file_sha256(weights)[:12]}" in facts
 
 
 def test_a_torchvision_backbone_keeps_imagenet_statistics(tmp_path):
@@ -171,3 +171,28 @@ def test_init_from_another_class_count_keeps_all_but_the_class_scores(lite_run):
 def test_a_bad_model_name_in_a_config_lists_the_timm_convention():
     with pytest.raises(fcnlab.FcnlabError, match=r"tu-<timm model>"):
         apply_overrides(tiny_config(), ["model.name=fcn8s_efficientnet_lite9"])
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_bn_keeps_the_backbones_statistics_and_trains_the_rest(tmp_path, freeze):
+    cfg = tiny_config(
+        "train.steps=2",
+        "train.val_every=2",
+        "train.int8_companion=false",
+        f"train.freeze_bn={str(freeze).lower()}",
+    )
+    state = load_checkpoint(train(cfg, tmp_path / "run") / "best.pt")["state_dict"]
+    backbone_means = [
+        v for k, v in state.items() if k.startswith("backbone.") and "running_mean" in k
+    ]
+    head_means = [v for k, v in state.items() if k.startswith("head.") and "running_mean" in k]
+    assert backbone_means and head_means
+    # Freshly built BatchNorm holds mean 0; two training steps move it unless it is frozen.
+    assert all(bool((m == 0).all()) for m in backbone_means) is freeze
+    assert not all(bool((m == 0).all()) for m in head_means)  # the head's BN always learns
+    scales = [
+        state[k.replace("running_mean", "weight")]
+        for k in state
+        if k.startswith("backbone.") and k.endswith("running_mean")
+    ]
+    assert any(not bool((w == 1).all()) for w in scales)  # BN's affine still trains

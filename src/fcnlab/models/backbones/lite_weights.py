@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from fcnlab.errors import FcnlabError
+from fcnlab.serialization import file_sha256
 
-from .weights import sha256_of
+from .weights import state_differences
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def package_file(backbone: str) -> Path | None:
 def package_source(backbone: str, path: Path) -> dict[str, str]:
     """Provenance of the package's file, after checking its pinned SHA-256."""
     entry = LITE_PACKAGES[backbone]
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if digest != entry.sha256:
         raise FcnlabError(
             f"{path} (from {entry.package}) has SHA-256 {digest[:12]}..., not the published "
@@ -146,22 +147,9 @@ def _timm_key(key: str, places: list[tuple[int, int]], body: nn.Module) -> str:
 def check_every_tensor_used(
     body: nn.Module, state: dict[str, torch.Tensor], backbone: str, source: str
 ) -> None:
-    """Refuse ``state`` unless it fills every tensor of ``body`` and has none left over."""
-    own = body.state_dict()
-    missing = sorted(set(own) - set(state))
-    unused = sorted(set(state) - set(own))
-    shapes = [k for k in sorted(set(own) & set(state)) if own[k].shape != state[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} backbone tensors not in the file (e.g. {missing[0]})")
-    if unused:
-        problems.append(f"{len(unused)} file tensors unused (e.g. {unused[0]})")
-    if shapes:
-        k = shapes[0]
-        problems.append(
-            f"{len(shapes)} of another shape (e.g. {k}: file {tuple(state[k].shape)}, "
-            f"{backbone} {tuple(own[k].shape)})"
-        )
+    """Refuse ``state`` unless it fills every tensor of ``body`` and has none left over
+    (unexpected keys are file tensors that would go unused)."""
+    problems = state_differences(body.state_dict(), state, backbone)
     if problems:
         raise FcnlabError(
             f"weights in {source} do not fit {backbone}: {'; '.join(problems)}; pass the "

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnlab.errors import FcnlabError
+from fcnlab.serialization import file_sha256
 
 from .base import Backbone, FeatureInfo
 from .lite_weights import (
@@ -38,7 +39,7 @@ from .lite_weights import (
     package_file,
     package_source,
 )
-from .weights import WeightsArg, read_state_dict, sha256_of
+from .weights import WeightsArg, read_state_dict
 
 TIMM_PREFIX = "tu-"
 _MAX_STAGE = 5  # stage5 = /32, the deepest a head reads
@@ -198,7 +199,7 @@ def _no_weights(name: str, arch: str, err: Exception) -> str:
 def _load_file(body: nn.Module, path: Path, name: str) -> dict[str, str]:
     state = read_state_dict(path)
     _load_lite(body, state, name, str(path))
-    return {"source": "file", "file": path.name, "sha256": sha256_of(path)}
+    return {"source": "file", "file": path.name, "sha256": file_sha256(path)}
 
 
 def _load_lite(body: nn.Module, state: dict[str, torch.Tensor], name: str, source: str) -> None:

@@ -8,7 +8,6 @@ Every failure becomes one :class:`FcnlabError` sentence.
 
 from __future__ import annotations
 
-import hashlib
 import urllib.error
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ import torchvision
 from torch import nn
 
 from fcnlab.errors import FcnlabError
-from fcnlab.serialization import read_torch_file
+from fcnlab.serialization import file_sha256, read_torch_file
 
 WeightsArg = str | Path | None
 
@@ -50,7 +49,7 @@ def describe_weights(arch: str, weights: WeightsArg) -> dict[str, str] | None:
         enum = imagenet_weights(arch)
         return {"source": "torchvision", "weights": str(enum), "url": enum.url}
     path = Path(weights)
-    return {"source": "file", "file": path.name, "sha256": sha256_of(path)}
+    return {"source": "file", "file": path.name, "sha256": file_sha256(path)}
 
 
 def imagenet_weights(arch: str) -> torchvision.models.WeightsEnum:
@@ -97,6 +96,19 @@ def check_state_dict(
     """Raise one sentence naming what differs between ``state`` and ``model``."""
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith(discard)}
     given = {k: v for k, v in state.items() if not k.startswith(discard)}
+    problems = state_differences(expected, given, arch)
+    if problems:
+        raise FcnlabError(
+            f"weights in {source} do not match {arch}: {'; '.join(problems)}; "
+            f"pass a state dict saved from torchvision's {arch}."
+        )
+
+
+def state_differences(
+    expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], arch: str
+) -> list[str]:
+    """What keeps ``given`` from filling ``expected`` exactly: missing keys, keys left over
+    (unused), other shapes; each a phrase with a count and examples (empty: it fits)."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     mismatched = [
@@ -111,23 +123,11 @@ def check_state_dict(
         problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatches (e.g. {'; '.join(mismatched[:2])})")
-    if problems:
-        raise FcnlabError(
-            f"weights in {source} do not match {arch}: {'; '.join(problems)}; "
-            f"pass a state dict saved from torchvision's {arch}."
-        )
+    return problems
 
 
 def _shape(t: torch.Tensor) -> str:
     return "x".join(str(s) for s in t.shape) or "scalar"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe_source(source: dict[str, str] | None) -> str:
