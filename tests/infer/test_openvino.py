@@ -27,8 +27,9 @@ def test_openvino_agrees_with_eager_at_sizes_the_export_never_saw(name, one_thre
     runner = make_runner(model, "openvino")
     assert runner.backend == "openvino"
     # OpenVINO computes in bf16 by itself where bf16 is native (AMX): random weights, whose
-    # logits sit close together, then flip a few more pixels (seen: 99.3% for EfficientNet).
-    minimum = 0.99 if bf16_is_native() else 0.995
+    # logits sit close together, then flip more pixels (seen: 97.5-99.3% for EfficientNet,
+    # depending on the input). A size or padding error would agree on about a third.
+    minimum = 0.95 if bf16_is_native() else 0.995
     for size in ((97, 131), (64, 200)):
         x = torch.randn(2, 3, *size)
         with torch.inference_mode():
