@@ -243,6 +243,9 @@ def test_timm_models_by_tu_prefix():
         fcnlab.create_model("fcn2s_tu-convnext_atto", 3)
     with pytest.raises(FcnlabError, match=r"timm has no model 'no_such_net'"):
         fcnlab.create_model("fcn8s_tu-no_such_net", 3)
+    with pytest.raises(FcnlabError, match=r"swin_tiny_patch4_window7_224 takes only 224x224"):
+        fcnlab.create_model("fcn8s_tu-swin_tiny_patch4_window7_224", 3)  # not a traceback
+    assert fcnlab.models.is_model("fcn8s_tu-resnet18.a1_in1k")  # a pretrained tag
     model = fcnlab.create_model("deeplabv3_tu-resnet18", 4, output_stride=8).eval()
     assert [f.stride for f in model.backbone.feature_info] == [2, 4, 8, 8, 8]
     with torch.no_grad():

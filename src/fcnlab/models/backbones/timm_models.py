@@ -105,7 +105,7 @@ def timm_layout(
     meta device (no memory, no weights)."""
     import timm
 
-    if arch not in timm.list_models():
+    if not timm.is_model(arch):  # also takes a pretrained tag: resnet18.a1_in1k
         raise FcnlabError(
             f'timm has no model {arch!r}; `python -c "import timm; print(timm.list_models('
             f"'*{arch[:6]}*'))\"` lists similar names."
@@ -117,6 +117,12 @@ def timm_layout(
         raise FcnlabError(
             f"timm cannot build {arch} as a feature extractor ({type(err).__name__}: {err})."
         ) from None
+    if body.pretrained_cfg.get("fixed_input_size"):
+        size = "x".join(map(str, body.pretrained_cfg.get("input_size", ())[1:]))
+        raise FcnlabError(
+            f"timm's {arch} takes only {size} inputs, and fcnlab's models take images of any "
+            "size; choose a convolutional timm model (e.g. resnet50d, convnext_tiny)."
+        )
     by_stage: dict[str, int] = {}
     for index, reduction in enumerate(body.feature_info.reduction()):
         k = math.log2(reduction)
@@ -138,8 +144,6 @@ def _create(arch: str, output_stride: int, out_indices: tuple[int, ...], pretrai
         kwargs["output_stride"] = output_stride
     try:
         return timm.create_model(arch, pretrained=pretrained, **kwargs)
-    except FcnlabError:
-        raise
     except Exception as err:
         if pretrained:
             raise
